@@ -1,0 +1,197 @@
+"""The ``gateway`` command: ``gateway <web|mqtt|telegram|worker|run> [APP]``.
+
+Every subcommand takes the ASGI application as ``APP`` (``module:attribute``),
+defaulting to ``ASGI_APPLICATION`` from ``DJANGO_SETTINGS_MODULE``, in the style
+of uvicorn and daphne. Each interface server contributes its own options and
+service through a *launcher* module (see :class:`Launcher`); ``gateway run``
+starts, in one process and one event loop, every server the application routes
+to plus the workers for the channel names it routes.
+
+This module (with the ``runserver`` command) is the only part of ``gateway`` that
+imports ``protocols``, and only to start servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger("gateway.server")
+
+
+class Launcher(Protocol):
+    """What a ``protocols.<name>.launcher`` module provides to the CLI."""
+
+    #: One line shown by ``gateway --help``.
+    HELP: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def wanted(self, application: Any, args: argparse.Namespace) -> bool:
+        """Whether ``gateway run`` should start this server for ``application``."""
+        ...
+
+    def build(self, application: Any, args: argparse.Namespace) -> Any:
+        """A :class:`protocols.service.Service` serving ``application``."""
+        ...
+
+
+#: Subcommand -> launcher module. Order is the start order of ``gateway run``.
+LAUNCHERS = {
+    "web": "protocols.websocket.launcher",
+    "mqtt": "protocols.mqtt.launcher",
+    "telegram": "protocols.telegram.launcher",
+    "worker": "gateway.worker_launcher",
+}
+
+
+def load_launcher(name: str) -> Launcher | None:
+    """The launcher for ``name``, or None while that server is not part of this install."""
+    try:
+        module: Any = importlib.import_module(LAUNCHERS[name])
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and LAUNCHERS[name].startswith(exc.name):
+            return None
+        raise
+    launcher: Launcher = module
+    return launcher
+
+
+def load_application(path: str | None) -> Any:
+    """Import ``module:attribute``, or ``ASGI_APPLICATION`` when ``path`` is None.
+
+    Django is set up first either way, so the application can use models.
+    """
+    import django
+
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        raise ImproperlyConfigured(
+            "DJANGO_SETTINGS_MODULE is not set: export it (e.g. project.settings)"
+        )
+    django.setup()
+    if path is None:
+        from gateway.routing import get_default_application
+
+        return get_default_application()
+    module_name, _, attribute = path.partition(":")
+    if not attribute:
+        raise ImproperlyConfigured(f"APP must look like module:attribute, not {path!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"APP {path!r}: cannot import {module_name!r} ({exc})") from exc
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ImproperlyConfigured(f"APP {path!r}: {module_name} has no {attribute!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Serve a Django project over HTTP/WebSocket, MQTT and Telegram.",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("GATEWAY_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="logging verbosity (default: info, or $GATEWAY_LOG_LEVEL)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="the appliance: every server the application routes to, in one process",
+        description="Run, in one process and one event loop, every interface server "
+        "the application routes to and the workers for the channel names it routes.",
+    )
+    add_app_argument(run)
+    for name in LAUNCHERS:
+        launcher = load_launcher(name)
+        if launcher is None:
+            continue
+        group = run.add_argument_group(name)
+        launcher.add_arguments(_GroupAdapter(group))  # type: ignore[arg-type]
+        command = sub.add_parser(name, help=launcher.HELP, description=launcher.HELP)
+        if name != "worker":
+            add_app_argument(command)
+        launcher.add_arguments(command)
+    return parser
+
+
+class _GroupAdapter:
+    """Lets ``gateway run`` take every launcher's options, skipping repeats."""
+
+    def __init__(self, group: argparse._ArgumentGroup) -> None:
+        self.group = group
+
+    def add_argument(self, *names: str, **kwargs: Any) -> Any:
+        try:
+            return self.group.add_argument(*names, **kwargs)
+        except argparse.ArgumentError:
+            return None  # the same option was added by an earlier launcher
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        return self
+
+
+def add_app_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "app",
+        nargs="?",
+        metavar="APP",
+        help="the ASGI application as module:attribute "
+        "(default: ASGI_APPLICATION from DJANGO_SETTINGS_MODULE)",
+    )
+
+
+def build_services(args: argparse.Namespace) -> list[Any]:
+    if args.command == "worker":
+        launcher = load_launcher("worker")
+        assert launcher is not None  # gateway's own module
+        return [launcher.build(None, args)]
+    application = load_application(args.app)
+    if args.command != "run":
+        launcher = load_launcher(args.command)
+        assert launcher is not None  # the subcommand exists only when it loaded
+        return [launcher.build(application, args)]
+    services = []
+    for name in LAUNCHERS:
+        launcher = load_launcher(name)
+        if launcher is not None and launcher.wanted(application, args):
+            services.append(launcher.build(application, args))
+    if not services:
+        raise ImproperlyConfigured("the application routes to no protocol gateway can serve")
+    return services
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    from protocols.runner import run_services
+
+    try:
+        services = build_services(args)
+        asyncio.run(run_services(services))
+    except ImproperlyConfigured as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Application instances per scope: create, feed in order, time out, clean up.
+
+Every interface server needs the same machinery between its wire and the ASGI
+application: one application instance per scope (a WebSocket connection, an
+MQTT route key such as one device, a Telegram conversation), its events fed to
+it strictly in order through a bounded queue, an error boundary so one failing
+instance never disturbs the others, an idle timeout and an upper bound on live
+instances that both end an instance with its protocol's terminal event (never
+silently), and a bounded graceful shutdown.
+
+Overflow policy: :meth:`ApplicationInstance.put` *waits* while the instance's
+queue is full, so a slow consumer slows down the producer feeding it (the
+server then stops reading from that source: backpressure, not memory growth).
+Servers that cannot wait use :meth:`ApplicationInstance.put_nowait`, which
+raises :class:`asyncio.QueueFull` so the server applies its own stated policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+from asgiref.typing import ASGIApplication
+
+logger = logging.getLogger("gateway.server")
+
+Message = dict[str, Any]
+Scope = dict[str, Any]
+SendCallable = Callable[[Message], Awaitable[None]]
+Clock = Callable[[], float]
+
+
+class ApplicationInstance:
+    """One running ASGI application instance and the queue that feeds it."""
+
+    def __init__(
+        self,
+        application: ASGIApplication,
+        scope: Scope,
+        send: SendCallable,
+        *,
+        queue_size: int = 100,
+        name: str = "application instance",
+        on_exit: Callable[[ApplicationInstance], None] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.scope = scope
+        self.name = name
+        self.clock = clock
+        self.last_activity = clock()
+        self.failed: BaseException | None = None
+        self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=queue_size)
+        self._on_exit = on_exit
+        self._application = application
+        self._send = send
+        self.task: asyncio.Task[None] = asyncio.create_task(self._run(), name=name)
+
+    @property
+    def done(self) -> bool:
+        return self.task.done()
+
+    async def _receive(self) -> Message:
+        return await self._queue.get()
+
+    async def _run(self) -> None:
+        try:
+            await self._application(self.scope, self._receive, self._send)  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed = exc
+            logger.exception("%s raised; its scope is closed", self.name)
+        finally:
+            if self._on_exit is not None:
+                self._on_exit(self)
+
+    async def put(self, message: Message) -> None:
+        """Queue ``message`` for the instance, waiting while its queue is full."""
+        self.last_activity = self.clock()
+        await self._queue.put(message)
+
+    def put_nowait(self, message: Message) -> None:
+        """Queue ``message`` or raise :class:`asyncio.QueueFull`."""
+        self._queue.put_nowait(message)
+        self.last_activity = self.clock()
+
+    async def close(self, terminal_message: Message | None, timeout: float) -> None:
+        """Deliver ``terminal_message`` after what is queued, then wait for the instance.
+
+        The whole close, including waiting for room in a full queue, takes at
+        most ``timeout`` seconds; an instance still running then is cancelled.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                if not self.task.done() and terminal_message is not None:
+                    await self._queue.put(terminal_message)
+                await asyncio.shield(self.task)
+        except TimeoutError:
+            logger.warning("%s did not end within %.1fs of its scope closing", self.name, timeout)
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        except asyncio.CancelledError:
+            self.task.cancel()
+            raise
+
+
+class InstanceManager:
+    """Keyed application instances with an idle timeout and a bound on their number.
+
+    ``dispatch(key, message)`` routes a message to the instance for ``key``,
+    creating it (through ``scope_factory`` and ``send_factory``) on first use. An
+    instance idle for ``idle_timeout`` seconds, or the least recently used one
+    when ``max_instances`` would be exceeded, receives ``terminal_message()``
+    and is given ``close_timeout`` seconds to finish before it is cancelled.
+    """
+
+    def __init__(
+        self,
+        application: ASGIApplication,
+        *,
+        scope_factory: Callable[[Hashable], Scope],
+        send_factory: Callable[[Hashable, Scope], SendCallable],
+        terminal_message: Callable[[], Message],
+        idle_timeout: float | None = 300.0,
+        max_instances: int = 10_000,
+        queue_size: int = 100,
+        close_timeout: float = 5.0,
+        clock: Clock = time.monotonic,
+        name: str = "instance",
+    ) -> None:
+        if max_instances < 1:
+            raise ValueError("max_instances must be at least 1")
+        self.application = application
+        self.scope_factory = scope_factory
+        self.send_factory = send_factory
+        self.terminal_message = terminal_message
+        self.idle_timeout = idle_timeout
+        self.max_instances = max_instances
+        self.queue_size = queue_size
+        self.close_timeout = close_timeout
+        self.clock = clock
+        self.name = name
+        self.instances: OrderedDict[Hashable, ApplicationInstance] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def get(self, key: Hashable) -> ApplicationInstance:
+        """The live instance for ``key``, created if needed (evicting the LRU one)."""
+        instance = self.instances.get(key)
+        if instance is not None and not instance.done:
+            self.instances.move_to_end(key)
+            return instance
+        while len(self.instances) >= self.max_instances:
+            old_key = next(iter(self.instances))
+            logger.info("%s %r evicted: more than %d live", self.name, old_key, self.max_instances)
+            self._close_in_background(old_key)
+        scope = self.scope_factory(key)
+        instance = ApplicationInstance(
+            self.application,
+            scope,
+            self.send_factory(key, scope),
+            queue_size=self.queue_size,
+            name=f"{self.name} {key!r}",
+            on_exit=lambda inst, key=key: self._forget(key, inst),
+            clock=self.clock,
+        )
+        self.instances[key] = instance
+        self._ensure_sweeper()
+        return instance
+
+    async def dispatch(self, key: Hashable, message: Message) -> ApplicationInstance:
+        """Feed ``message`` to ``key``'s instance, waiting while its queue is full."""
+        instance = self.get(key)
+        await instance.put(message)
+        return instance
+
+    def _forget(self, key: Hashable, instance: ApplicationInstance) -> None:
+        if self.instances.get(key) is instance:
+            del self.instances[key]
+
+    def _close_in_background(self, key: Hashable) -> None:
+        instance = self.instances.pop(key)
+        task = asyncio.create_task(instance.close(self.terminal_message(), self.close_timeout))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def expire_idle(self, now: float | None = None) -> list[Hashable]:
+        """End every instance idle for longer than ``idle_timeout``; return their keys."""
+        if self.idle_timeout is None:
+            return []
+        now = self.clock() if now is None else now
+        expired = [
+            key
+            for key, instance in self.instances.items()
+            if now - instance.last_activity >= self.idle_timeout
+        ]
+        for key in expired:
+            logger.debug("%s %r idle for %.0fs: closing", self.name, key, self.idle_timeout)
+            self._close_in_background(key)
+        return expired
+
+    def _ensure_sweeper(self) -> None:
+        if self.idle_timeout is not None and (self._sweeper is None or self._sweeper.done()):
+            interval = max(min(self.idle_timeout / 4, 1.0), 0.01)
+            self._sweeper = asyncio.create_task(self._sweep(interval), name=f"{self.name} sweeper")
+
+    async def _sweep(self, interval: float) -> None:
+        while self.instances:
+            await asyncio.sleep(interval)
+            self.expire_idle()
+
+    async def close(self, key: Hashable) -> None:
+        """End ``key``'s instance now (terminal event, then bounded wait)."""
+        instance = self.instances.pop(key, None)
+        if instance is not None:
+            await instance.close(self.terminal_message(), self.close_timeout)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """End every instance, in parallel, each within ``timeout`` seconds."""
+        timeout = self.close_timeout if timeout is None else timeout
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        instances = list(self.instances.values())
+        self.instances.clear()
+        await asyncio.gather(
+            *(inst.close(self.terminal_message(), timeout) for inst in instances),
+            *self._closing,
+            return_exceptions=True,
+        )

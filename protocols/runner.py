@@ -1,0 +1,52 @@
+"""Run services in one event loop until SIGINT/SIGTERM, then stop them gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from protocols.service import Service
+
+logger = logging.getLogger("gateway.server")
+
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+
+async def run_services(
+    services: Sequence[Service],
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    stop_event: asyncio.Event | None = None,
+) -> None:
+    """Start ``services`` in order, serve until a signal (or ``stop_event``), stop them.
+
+    Services are stopped in reverse start order, each within ``shutdown_timeout``
+    seconds. A service that fails to start stops the ones already started and the
+    error propagates, so the process exits non-zero with the reason.
+    """
+    stop_event = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop_event.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+            pass
+    started: list[Service] = []
+    try:
+        for service in services:
+            await service.start()
+            started.append(service)
+            logger.info("%s started", service.name)
+        await stop_event.wait()
+        logger.info("shutting down (at most %.0fs per service)", shutdown_timeout)
+    finally:
+        for service in reversed(started):
+            try:
+                await service.stop(shutdown_timeout)
+            except Exception:
+                logger.exception("%s failed to stop cleanly", service.name)
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,25 @@
+"""The contract between the process runner and each long-running part of it."""
+
+from __future__ import annotations
+
+import abc
+
+
+class Service(abc.ABC):
+    """A long-running part of a gateway process: an interface server or a worker.
+
+    The runner calls :meth:`start` once, then :meth:`stop` once on shutdown.
+    ``start`` returns as soon as the service is serving (sockets bound, broker
+    connected, poller started); failures to start raise. ``stop`` stops taking new
+    work, lets in-flight work finish within ``timeout`` seconds, then cancels what
+    is left; it never raises for a well-behaved application.
+    """
+
+    #: Short name used in log lines ("web", "mqtt", "telegram", "worker").
+    name: str = "service"
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self, timeout: float) -> None: ...
