@@ -18,19 +18,16 @@ raises :class:`asyncio.QueueFull` so the server applies its own stated policy.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Any
+from collections.abc import Callable, Hashable
 
-from asgiref.typing import ASGIApplication
+from gateway.types import ASGIApp, Message, Scope, Send
 
 logger = logging.getLogger("gateway.server")
 
-Message = dict[str, Any]
-Scope = dict[str, Any]
-SendCallable = Callable[[Message], Awaitable[None]]
 Clock = Callable[[], float]
 
 
@@ -39,9 +36,9 @@ class ApplicationInstance:
 
     def __init__(
         self,
-        application: ASGIApplication,
+        application: ASGIApp,
         scope: Scope,
-        send: SendCallable,
+        send: Send,
         *,
         queue_size: int = 100,
         name: str = "application instance",
@@ -68,7 +65,7 @@ class ApplicationInstance:
 
     async def _run(self) -> None:
         try:
-            await self._application(self.scope, self._receive, self._send)  # type: ignore[arg-type]
+            await self._application(self.scope, self._receive, self._send)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -120,10 +117,10 @@ class InstanceManager:
 
     def __init__(
         self,
-        application: ASGIApplication,
+        application: ASGIApp,
         *,
         scope_factory: Callable[[Hashable], Scope],
-        send_factory: Callable[[Hashable, Scope], SendCallable],
+        send_factory: Callable[[Hashable, Scope], Send],
         terminal_message: Callable[[], Message],
         idle_timeout: float | None = 300.0,
         max_instances: int = 10_000,
@@ -168,7 +165,7 @@ class InstanceManager:
             self.send_factory(key, scope),
             queue_size=self.queue_size,
             name=f"{self.name} {key!r}",
-            on_exit=lambda inst, key=key: self._forget(key, inst),
+            on_exit=functools.partial(self._forget, key),
             clock=self.clock,
         )
         self.instances[key] = instance
