@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from re import Pattern
 from typing import Any, ClassVar, TypeGuard
 
+from gateway.layers.stats import LayerStats
+
 Message = dict[str, Any]
 
 
@@ -34,6 +36,8 @@ class BaseChannelLayer:
 
     MAX_NAME_LENGTH: ClassVar[int] = 100
     extensions: ClassVar[list[str]] = []
+    #: What the layer has done (every layer sets this in its constructor).
+    stats: LayerStats
 
     channel_name_regex: ClassVar[Pattern[str]] = re.compile(r"^[a-zA-Z\d\-_.]+(![\d\w\-_.]*)?$")
     group_name_regex: ClassVar[Pattern[str]] = re.compile(r"^[a-zA-Z\d\-_.]+$")

@@ -1,0 +1,78 @@
+"""``gateway worker CHANNEL...`` and the workers of ``gateway run`` (a gateway.cli.Launcher).
+
+``gateway worker thumbnail.generate`` serves the named channels, like ``manage.py
+runworker``. ``gateway run`` starts a worker on its own whenever the application
+is a ``ProtocolTypeRouter`` whose ``"channel"`` route is a ``ChannelNameRouter``:
+it listens on exactly the channel names that router maps.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from gateway import DEFAULT_CHANNEL_LAYER
+from gateway.exceptions import InvalidChannelLayerError
+from gateway.layers import get_channel_layer
+from gateway.worker import Worker, routed_channel_names
+from protocols.service import Service
+
+HELP = "run background consumers on fixed channel names (the project's ChannelNameRouter)"
+
+
+class WorkerService(Service):
+    """A :class:`~gateway.worker.Worker` as one service of a gateway process."""
+
+    name = "worker"
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def start(self) -> None:
+        await self.worker.start()
+
+    async def stop(self, timeout: float) -> None:
+        await self.worker.stop(timeout)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--layer",
+        default=DEFAULT_CHANNEL_LAYER,
+        help="the CHANNEL_LAYERS alias workers receive from (default: %(default)s)",
+    )
+    if isinstance(parser, argparse.ArgumentParser):  # `gateway worker`, not `gateway run`
+        parser.add_argument(
+            "channels",
+            nargs="+",
+            metavar="CHANNEL",
+            help="channel names to listen on, routed by the application's ChannelNameRouter",
+        )
+
+
+def wanted(application: Any, args: argparse.Namespace) -> bool:
+    return bool(routed_channel_names(application))
+
+
+def build(application: Any, args: argparse.Namespace) -> WorkerService:
+    if application is None:  # `gateway worker` takes no APP: ASGI_APPLICATION it is
+        from gateway.cli import load_application
+
+        application = load_application(None)
+    channels = getattr(args, "channels", None) or routed_channel_names(application)
+    if not channels:
+        raise ImproperlyConfigured("the application routes no channel names to run workers for")
+    try:
+        channel_layer = get_channel_layer(args.layer)
+    except InvalidChannelLayerError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+    if channel_layer is None:
+        raise ImproperlyConfigured(
+            f"CHANNEL_LAYERS has no layer {args.layer!r}: workers receive through a channel layer"
+        )
+    try:
+        return WorkerService(Worker(application, channels, channel_layer))
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"gateway worker: {exc}") from exc
