@@ -1,0 +1,345 @@
+"""Consumers: one instance per scope, a handler method per event type.
+
+An interface server creates one application instance per scope (a WebSocket
+connection, an HTTP request, an MQTT route key, a Telegram conversation) and feeds
+it that scope's events in order. A consumer is such an instance::
+
+    class ChattyBotConsumer(SyncConsumer):
+        def telegram_message(self, message):
+            self.send({"type": "telegram.message", "text": "You said: %s" % message["text"]})
+
+    application = ChattyBotConsumer.as_asgi()
+
+Each event is dispatched to the method named after its ``type`` with dots turned
+into underscores (``telegram.message`` -> ``telegram_message``). When a channel
+layer is configured the instance also gets ``channel_layer`` and a ``channel_name``
+of its own, joins its ``groups`` when the first event arrives, and layer messages
+sent to that channel or those groups are dispatched the same way, one at a time,
+interleaved with the scope's events.
+
+A consumer ends when a handler raises :class:`~gateway.exceptions.StopConsumer`,
+or once its scope's terminal event (``<scope type>.disconnect``, e.g.
+``websocket.disconnect``) has been handled: after it the scope has nothing left to
+deliver (ASGI spec, "disconnect"). Any ``<protocol>.disconnect`` event that has no
+handler ends the consumer cleanly too, so a consumer written for one event type
+(the seed's ``telegram_message``) needs no boilerplate.
+
+Differences from Channels 4.3, on purpose:
+
+* ``as_asgi(**initkwargs)`` sets the keyword arguments as attributes of every
+  instance (Channels 4.3.2 drops them), and rejects names that are not already
+  attributes of the class, as Django's ``View.as_view`` does.
+* Sync handlers run in a pool of threads (``GATEWAY_SYNC_CONSUMER_THREADS``,
+  default ``min(32, CPUs + 4)``), not all funnelled through one thread per process,
+  so one blocking sync consumer does not stall the others. Set
+  ``thread_sensitive = True`` on a consumer for Channels' single-thread behaviour.
+* Async consumers do not hop to a thread to close old database connections
+  before every event; that happens once when the scope starts and once when it
+  ends (see :mod:`gateway.db`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, Protocol
+
+from asgiref.sync import async_to_sync, iscoroutinefunction
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from gateway import DEFAULT_CHANNEL_LAYER
+from gateway.db import DatabaseSyncToAsync, aclose_old_connections
+from gateway.exceptions import InvalidChannelLayerError, StopConsumer
+from gateway.layers import get_channel_layer
+from gateway.layers.base import BaseChannelLayer
+from gateway.types import Message, Receive, Scope, Send
+
+__all__ = ["AsyncConsumer", "SyncConsumer", "get_handler_name"]
+
+logger = logging.getLogger("gateway.consumer")
+
+
+def get_handler_name(message: Message) -> str:
+    """The name of the method that handles ``message``: its type with ``.`` as ``_``.
+
+    Raises ``ValueError`` for a message without a string ``type`` and for types
+    that would name a private method (a leading ``_`` or ``.``).
+    """
+    message_type = message.get("type") if isinstance(message, dict) else None
+    if not isinstance(message_type, str):
+        raise ValueError(f"Incoming message has no 'type' string: {message!r:.200}")
+    handler_name = message_type.replace(".", "_")
+    if handler_name.startswith("_"):
+        raise ValueError(f"Malformed message type (leading underscore): {message_type!r}")
+    return handler_name
+
+
+def _is_disconnect(message_type: str) -> bool:
+    """Whether ``message_type`` is a protocol's terminal event, ``<protocol>.disconnect``."""
+    protocol, _, event = message_type.partition(".")
+    return event == "disconnect" and bool(protocol)
+
+
+async def dispatch_from(
+    sources: Sequence[Callable[[], Awaitable[Message]]],
+    dispatch: Callable[[Message], Awaitable[None]],
+) -> None:
+    """Wait on every source at once and dispatch each message, one at a time.
+
+    The equivalent of asgiref's ``await_many_dispatch``: a consumer reads its
+    scope's ``receive`` and its layer channel concurrently, but handles one message
+    at a time. When several sources are ready together, earlier sources go first
+    (the scope before the layer). Runs until ``dispatch`` or a source raises; the
+    pending reads are then cancelled and awaited, so no task outlives the call.
+    """
+    pending: dict[asyncio.Future[Message], int] = {
+        asyncio.ensure_future(source()): index for index, source in enumerate(sources)
+    }
+    try:
+        while True:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=pending.__getitem__):
+                index = pending.pop(task)
+                await dispatch(task.result())
+                pending[asyncio.ensure_future(sources[index]())] = index
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        for task in pending:
+            if not task.cancelled() and task.exception() is not None:
+                logger.debug("A consumer source failed while stopping", exc_info=task.exception())
+
+
+_sync_executor: ThreadPoolExecutor | None = None
+
+
+def sync_executor() -> ThreadPoolExecutor:
+    """The thread pool sync consumer handlers run in (created on first use).
+
+    Sized by the ``GATEWAY_SYNC_CONSUMER_THREADS`` setting. Each consumer instance
+    runs at most one handler at a time, so the pool's work queue never holds more
+    than one entry per live sync consumer; when every thread is busy, further
+    handlers wait their turn (the overflow policy).
+    """
+    global _sync_executor
+    if _sync_executor is None:
+        size = getattr(settings, "GATEWAY_SYNC_CONSUMER_THREADS", None)
+        if size is None:
+            size = min(32, (os.cpu_count() or 1) + 4)
+        if not isinstance(size, int) or size < 1:
+            raise ImproperlyConfigured(
+                f"GATEWAY_SYNC_CONSUMER_THREADS must be a positive integer, not {size!r}"
+            )
+        _sync_executor = ThreadPoolExecutor(
+            max_workers=size, thread_name_prefix="gateway-sync-consumer"
+        )
+    return _sync_executor
+
+
+class ConsumerApplication(Protocol):
+    """What ``as_asgi()`` returns: an ASGI application that remembers its consumer."""
+
+    consumer_class: type[AsyncConsumer]
+    consumer_initkwargs: dict[str, Any]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+class AsyncConsumer:
+    """A consumer whose handlers are coroutines running on the event loop.
+
+    Attributes an instance has while it runs: ``scope``; ``channel_layer`` (None
+    when no layer is configured under ``channel_layer_alias``) and, with a layer,
+    ``channel_name``; ``groups``, the groups it joins for its lifetime.
+    """
+
+    _sync: ClassVar[bool] = False
+
+    #: The ``CHANNEL_LAYERS`` alias this consumer uses.
+    channel_layer_alias: str = DEFAULT_CHANNEL_LAYER
+    #: Groups joined when the consumer starts and left when it ends.
+    groups: Sequence[str] | None = ()
+
+    scope: Scope
+    channel_layer: BaseChannelLayer | None
+    channel_name: str
+    #: The server's ``send`` callable, always async.
+    asgi_send: Send
+    #: What :meth:`send` uses: ``asgi_send`` here, a sync wrapper in SyncConsumer.
+    base_send: Callable[[Message], Any]
+
+    def __init__(self, **initkwargs: Any) -> None:
+        for key, value in initkwargs.items():
+            setattr(self, key, value)
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> ConsumerApplication:
+        """An ASGI application making one instance of this consumer per scope.
+
+        Every keyword argument becomes an attribute of each instance, so
+        ``ChatConsumer.as_asgi(groups=["lobby"])`` joins ``lobby``. Only names that
+        are already attributes of the class are accepted, so a misspelt name fails
+        here, at routing time, not silently later.
+        """
+        for key in initkwargs:
+            if not hasattr(cls, key):
+                raise TypeError(
+                    f"{cls.__name__}.as_asgi() received an invalid keyword {key!r}: "
+                    "as_asgi only accepts arguments that are already attributes of the class"
+                )
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await cls(**initkwargs)(scope, receive, send)
+
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
+        functools.update_wrapper(app, cls, updated=())
+        application: ConsumerApplication = app  # type: ignore[assignment]
+        return application
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self._joined_groups: list[str] = []
+        self.asgi_send = send
+        self.base_send = async_to_sync(send) if self._sync else send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources: list[Callable[[], Awaitable[Message]]] = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            sources.append(functools.partial(self.channel_layer.receive, self.channel_name))
+        groups = self._checked_groups(self.groups or ())
+        if not self._sync:
+            await aclose_old_connections()
+        try:
+            # Join when the scope's first event arrives, just before it is handled
+            # (for WebSocket: before connect(), as Channels does), so no layer
+            # message can overtake it: a group message dispatched before
+            # websocket.connect or http.request would find nothing accepted yet.
+            first = await receive()
+            await self.join_groups(groups)
+            await self.dispatch(first)
+            await dispatch_from(sources, self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            await self.leave_groups()
+            if not self._sync:
+                await aclose_old_connections()
+
+    # Groups -----------------------------------------------------------------
+
+    def _checked_groups(self, groups: Iterable[str]) -> list[str]:
+        """``groups`` as a list, or a clear error now if they cannot be joined."""
+        if isinstance(groups, str):
+            raise TypeError(f"groups must be a list of group names, not the string {groups!r}")
+        groups = list(groups)
+        layer = self.channel_layer
+        if groups and (layer is None or "groups" not in layer.extensions):
+            raise InvalidChannelLayerError(
+                f"{type(self).__name__} has groups {groups!r} but the channel layer "
+                f"{self.channel_layer_alias!r} is not configured or does not support groups"
+            )
+        return groups
+
+    async def join_groups(self, groups: Iterable[str]) -> None:
+        """Add this consumer's channel to ``groups`` (left again when it ends)."""
+        names = self._checked_groups(groups)
+        layer = self.channel_layer
+        if layer is None:  # then names is empty: _checked_groups refused any
+            return
+        for group in names:
+            await layer.group_add(group, self.channel_name)
+            self._joined_groups.append(group)
+
+    async def leave_groups(self) -> None:
+        """Remove this consumer's channel from every group it joined. Safe to call twice."""
+        while self._joined_groups and self.channel_layer is not None:
+            group = self._joined_groups.pop()
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:
+                logger.exception("Could not remove %s from group %r", self.channel_name, group)
+
+    # Dispatch ---------------------------------------------------------------
+
+    @property
+    def terminal_event_type(self) -> str:
+        """The event after which the scope delivers nothing more."""
+        return f"{self.scope.get('type')}.disconnect"
+
+    async def dispatch(self, message: Message) -> None:
+        """Run the handler for ``message``; stop after the scope's terminal event."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            if _is_disconnect(message["type"]):
+                raise StopConsumer()
+            raise ValueError(f"No handler for message type {message['type']!r}")
+        await self.call_hook(handler, message)
+        if message["type"] == self.terminal_event_type:
+            raise StopConsumer()
+
+    async def call_hook(self, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run a handler or user hook the way this kind of consumer runs them.
+
+        Here: await the coroutine on the event loop. Generic consumers call their
+        users' hooks (``connect``, ``receive`` ...) through this, which is what
+        lets one async implementation serve both the async and the sync classes.
+        """
+        result = hook(*args, **kwargs)
+        if not inspect.isawaitable(result):
+            raise TypeError(
+                f"{type(self).__name__}.{getattr(hook, '__name__', hook)} must be a "
+                "coroutine function (async def) in an async consumer; "
+                "subclass the sync consumer for sync handlers"
+            )
+        await result
+
+    async def send(self, message: Message) -> None:
+        """Send ``message`` to the interface server (for this scope)."""
+        await self.base_send(message)
+
+
+class SyncConsumer(AsyncConsumer):
+    """A consumer whose handlers are plain functions, run in a worker thread.
+
+    Handlers may block and use the ORM directly: stale database connections are
+    closed before and after each call, in the thread that ran it. ``self.send`` is
+    synchronous. Handlers of one instance run one at a time and in order, but
+    instances run in parallel (see :func:`sync_executor`).
+
+    Tests: a handler runs in a thread of its own, on its own database connection,
+    so it sees only committed data. Use ``django_db(transaction=True)`` /
+    ``TransactionTestCase`` for data the test writes, or set
+    ``thread_sensitive = True`` to run handlers in Django's thread-sensitive thread
+    (inside a Django ``TestCase`` async test that is the test's own thread, which
+    sees its uncommitted data), at the price of serialising all such consumers.
+    """
+
+    _sync: ClassVar[bool] = True
+
+    #: Run handlers in asgiref's single thread-sensitive thread (Channels' behaviour).
+    thread_sensitive: bool = False
+
+    async def call_hook(self, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Await coroutine hooks on the loop; run sync ones in a worker thread."""
+        if iscoroutinefunction(hook):
+            await hook(*args, **kwargs)
+            return
+        runner: DatabaseSyncToAsync[..., Any] = DatabaseSyncToAsync(
+            hook,
+            thread_sensitive=self.thread_sensitive,
+            executor=None if self.thread_sensitive else sync_executor(),
+        )
+        await runner(*args, **kwargs)
+
+    def send(self, message: Message) -> None:  # type: ignore[override]
+        """Send ``message`` to the interface server; call from a handler's thread."""
+        self.base_send(message)

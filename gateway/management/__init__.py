@@ -1,0 +1,1 @@
+"""Management commands of the gateway app (``manage.py runworker``, ``runserver``)."""

@@ -1,0 +1,87 @@
+"""Test an HTTP application with one request, without a server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from gateway.testing.application import ApplicationCommunicator
+from gateway.types import ASGIApp
+
+__all__ = ["HttpCommunicator"]
+
+
+class HttpCommunicator(ApplicationCommunicator):
+    """One HTTP request to one application instance::
+
+        communicator = HttpCommunicator(application, "GET", "/status/")
+        response = await communicator.get_response()
+        assert response["status"] == 200 and response["body"] == b"ok"
+
+    For streamed responses (server-sent events) call :meth:`send_request` and
+    read the ``http.response.*`` messages with ``receive_output``.
+    """
+
+    def __init__(
+        self,
+        application: ASGIApp,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: Iterable[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        if not isinstance(body, bytes):
+            raise TypeError(f"The request body must be bytes, not {type(body).__name__}")
+        parsed = urlparse(path)
+        super().__init__(
+            application,
+            {
+                "type": "http",
+                "asgi": {"version": "3.0", "spec_version": "2.4"},
+                "http_version": "1.1",
+                "method": method.upper(),
+                "scheme": "http",
+                "path": unquote(parsed.path),
+                "raw_path": parsed.path.encode("latin-1"),
+                "query_string": parsed.query.encode("utf-8"),
+                "root_path": "",
+                "headers": list(headers or []),
+            },
+        )
+        self.body = body
+        self.sent_request = False
+
+    async def send_request(self) -> None:
+        """Send the request (once): its whole body in one ``http.request``."""
+        if not self.sent_request:
+            self.sent_request = True
+            await self.send_input({"type": "http.request", "body": self.body})
+
+    async def get_response(self, timeout: float = 1) -> dict[str, Any]:
+        """The whole response: ``{"status", "headers", "body"}``.
+
+        Once the response is complete the client is gone, as the ASGI spec has
+        it: ``http.disconnect`` is sent and the application must then exit
+        within ``timeout``.
+        """
+        await self.send_request()
+        start = await self.receive_output(timeout)
+        if start["type"] != "http.response.start":
+            raise AssertionError(f"Expected http.response.start, got {start!r}")
+        chunks = []
+        while True:
+            chunk = await self.receive_output(timeout)
+            if chunk["type"] != "http.response.body":
+                raise AssertionError(f"Expected http.response.body, got {chunk!r}")
+            chunks.append(chunk.get("body", b""))
+            if not chunk.get("more_body", False):
+                break
+        if not self.future.done():
+            await self.send_input({"type": "http.disconnect"})
+        await self.wait(timeout)
+        return {
+            "status": start["status"],
+            "headers": list(start.get("headers", [])),
+            "body": b"".join(chunks),
+        }

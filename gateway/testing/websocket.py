@@ -1,0 +1,103 @@
+"""Test a WebSocket application as a client would, without a server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from gateway.testing.application import ApplicationCommunicator
+from gateway.types import ASGIApp, Scope
+
+__all__ = ["WebsocketCommunicator"]
+
+
+class WebsocketCommunicator(ApplicationCommunicator):
+    """A WebSocket client for one application instance::
+
+        communicator = WebsocketCommunicator(application, "/ws/chat/lobby/")
+        connected, subprotocol = await communicator.connect()
+        await communicator.send_json_to({"message": "hello"})
+        assert await communicator.receive_json_from() == {"message": "hello"}
+        await communicator.disconnect()
+
+    ``headers`` are ``(bytes, bytes)`` pairs, as in the ASGI scope (add
+    ``(b"origin", ...)`` and ``(b"cookie", ...)`` here).
+    """
+
+    def __init__(
+        self,
+        application: ASGIApp,
+        path: str,
+        headers: Iterable[tuple[bytes, bytes]] | None = None,
+        subprotocols: Iterable[str] | None = None,
+        spec_version: str | None = None,
+    ) -> None:
+        parsed = urlparse(path)
+        scope: Scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0", "spec_version": spec_version or "2.4"},
+            "scheme": "ws",
+            "path": unquote(parsed.path),
+            "raw_path": parsed.path.encode("latin-1"),
+            "query_string": parsed.query.encode("utf-8"),
+            "root_path": "",
+            "headers": list(headers or []),
+            "subprotocols": list(subprotocols or []),
+        }
+        if spec_version:
+            scope["spec_version"] = spec_version
+        super().__init__(application, scope)
+        self.connected = False
+
+    async def connect(self, timeout: float = 1) -> tuple[bool, Any]:
+        """Open the connection: ``(True, subprotocol)``, or ``(False, close code)`` if refused."""
+        await self.send_input({"type": "websocket.connect"})
+        response = await self.receive_output(timeout)
+        if response["type"] == "websocket.close":
+            return False, response.get("code", 1000)
+        if response["type"] != "websocket.accept":
+            raise AssertionError(f"Expected websocket.accept or websocket.close, got {response!r}")
+        self.connected = True
+        return True, response.get("subprotocol")
+
+    async def send_to(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Send one frame (exactly one of text or bytes) to the application."""
+        if not self.connected:
+            raise RuntimeError("send_to() before connect() accepted the connection")
+        if (text_data is None) == (bytes_data is None):
+            raise ValueError("send_to() needs exactly one of text_data or bytes_data")
+        if text_data is not None:
+            await self.send_input({"type": "websocket.receive", "text": text_data})
+        else:
+            await self.send_input({"type": "websocket.receive", "bytes": bytes_data})
+
+    async def send_json_to(self, data: Any) -> None:
+        """Send ``data`` as a JSON text frame."""
+        await self.send_to(text_data=json.dumps(data))
+
+    async def receive_from(self, timeout: float = 1) -> str | bytes:
+        """The next frame the application sends (text or bytes)."""
+        response = await self.receive_output(timeout)
+        if response["type"] != "websocket.send":
+            raise AssertionError(f"Expected a websocket.send frame, got {response!r}")
+        if response.get("text") is not None:
+            text: str = response["text"]
+            return text
+        data: bytes = response["bytes"]
+        return data
+
+    async def receive_json_from(self, timeout: float = 1) -> Any:
+        """The next frame, which must be JSON text, decoded."""
+        payload = await self.receive_from(timeout)
+        if not isinstance(payload, str):
+            raise AssertionError(f"Expected a JSON text frame, got bytes {payload!r:.200}")
+        return json.loads(payload)
+
+    async def disconnect(self, code: int = 1000, timeout: float = 1) -> None:
+        """Close from the client side and wait for the application to exit."""
+        self.connected = False
+        if not self.future.done():
+            await self.send_input({"type": "websocket.disconnect", "code": code})
+        await self.wait(timeout)

@@ -1,0 +1,1 @@
+"""Tests of gateway.generic: the generic consumers."""

@@ -1,0 +1,1 @@
+"""Tests of gateway.testing: communicators and the live-server test case."""
