@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import pytest_django
 
 
 @pytest.fixture
@@ -39,3 +40,26 @@ def _close_sync_thread_db_connections(request: pytest.FixtureRequest) -> Iterato
         from django.db import connections
 
         SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(
+    django_db_setup: None, django_db_blocker: pytest_django.DjangoDbBlocker
+) -> Iterator[None]:
+    """Let pytest-django drop the test database even if a worker thread kept a connection.
+
+    Threads that ran ORM code (sync consumers on their pool, asgiref's sync
+    thread) keep thread-local connections that the main thread cannot close;
+    PostgreSQL then refuses to drop the database "being accessed by other
+    users". Ending those sessions server-side just before the drop is exact.
+    """
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
