@@ -88,13 +88,16 @@ DEBUG = env_bool("DEBUG")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
+    # First, so its runserver (HTTP + WebSocket) wins over staticfiles'.
+    "gateway",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "gateway",
+    "gateway.devices",
+    "gateway.telegram",
 ]
 
 MIDDLEWARE = [

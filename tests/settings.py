@@ -15,13 +15,16 @@ DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1", "example.com"]
 
 INSTALLED_APPS = [
+    # First, so its runserver (HTTP + WebSocket) wins over staticfiles'.
+    "gateway",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "gateway",
+    "gateway.devices",
+    "gateway.telegram",
 ]
 
 MIDDLEWARE = [
