@@ -1,0 +1,381 @@
+"""``RedisChannelLayer``: queues in Redis lists, one round trip per operation.
+
+What each operation costs (standalone Redis; see ``docs/redis.md``):
+
+* ``send``: one ``EVALSHA`` of :data:`scripts.DELIVER` (capacity check, expired-entry
+  trim when full, push, key expiry), against channels_redis' four commands.
+* ``receive`` of a normal channel: one ``BLPOP``; of a process-local channel: nothing
+  per message, the family's shared loop pops up to 256 entries per round trip.
+* ``group_send``: one round trip whatever the group size on a single Redis without
+  ``channel_capacity`` patterns (:data:`scripts.GROUP_SEND`), else two (read the
+  members, then one script per shard or cluster slot, in parallel); either way each
+  member's capacity is honoured and the members that were full are reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from re import Pattern
+from typing import Any
+
+from gateway.exceptions import ChannelFull
+from gateway.layers.base import BaseChannelLayer, Message
+from gateway.layers.stats import LayerStats
+
+from . import scripts
+from .config import decode_hosts
+from .connection import Backoff, BlockingReader, LoopRegistry, Shard, make_shards
+from .errors import UNREACHABLE, translate_errors
+from .keys import (
+    channel_key,
+    consistent_hash,
+    counts_key,
+    decode_entry,
+    encode_deadline,
+    family_of,
+    group_index_key,
+    group_key,
+    inbox_key,
+    is_local,
+    shard_name,
+)
+from .local import FamilyReceiver
+from .serializers import Serializer, require_dict
+
+logger = logging.getLogger("gateway.layers.redis")
+
+#: Seconds a normal-channel BLPOP waits server-side before re-issuing; keeps dead
+#: TCP connections from hanging a receiver forever.
+BLOCK_SECONDS = 5
+
+
+class _LoopState:
+    """Everything a layer holds in one event loop."""
+
+    def __init__(self, layer: RedisChannelLayer) -> None:
+        self.shards = make_shards(layer.hosts, layer.cluster)
+        self.reader = BlockingReader()
+        self.families: dict[str, FamilyReceiver] = {}
+        self.closed = False
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        await asyncio.gather(*(family.aclose() for family in self.families.values()))
+        await self.reader.aclose()
+        for shard in self.shards:
+            await shard.aclose()
+
+
+class RedisChannelLayer(BaseChannelLayer):
+    """A channel layer over one or more Redis servers, a Sentinel master or a Cluster.
+
+    Configured with channels_redis' keys::
+
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "gateway.layers.redis.RedisChannelLayer",
+                "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"], "capacity": 100},
+            }
+        }
+
+    Besides channels_redis' keys: ``cluster=True`` makes ``hosts`` the startup
+    nodes of a Redis Cluster; ``clock`` replaces ``time.time`` (deadlines are wall
+    clock because they cross processes and machines).
+
+    Delivery is at most once: a message is gone from Redis once a receiver has
+    popped it. ``send`` raises :class:`~gateway.exceptions.ChannelFull` at capacity
+    and :class:`~gateway.exceptions.ChannelLayerUnavailable` when Redis is down.
+    """
+
+    extensions = ["groups", "flush"]
+    #: How process-local families get messages: queued in Redis ("l") or published
+    #: to the receiving process ("p", RedisPubSubChannelLayer).
+    local_delivery = "l"
+
+    def __init__(
+        self,
+        hosts: Sequence[object] | None = None,
+        prefix: str = "asgi",
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[str | Pattern[str], int] | None = None,
+        symmetric_encryption_keys: Sequence[str | bytes] | None = None,
+        serializer_format: str = "msgpack",
+        random_prefix_length: int = 12,
+        cluster: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        # random_prefix_length is accepted so channels_redis CONFIGs work unchanged;
+        # queued entries live in lists, which need no random prefix to stay unique.
+        del random_prefix_length
+        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+            raise ValueError(f"prefix must be a str without braces, not {prefix!r}")
+        self.hosts = decode_hosts(hosts)
+        self.cluster = cluster
+        self.prefix = prefix
+        self.group_expiry = group_expiry
+        self.serializer = Serializer(serializer_format, symmetric_encryption_keys)
+        #: Wall clock shared by every process (deadlines cross machines); injectable.
+        self.clock = clock
+        self.client_prefix = uuid.uuid4().hex[:12]
+        self.stats = LayerStats()
+        self._loops: LoopRegistry[_LoopState] = LoopRegistry(
+            lambda: _LoopState(self), _LoopState.aclose
+        )
+        self._valid_channels: set[str] = set()
+
+    # Helpers ------------------------------------------------------------------
+
+    def check_channel(self, channel: str) -> None:
+        """:meth:`require_valid_channel_name`, remembering recent good names."""
+        if channel in self._valid_channels:
+            return
+        self.require_valid_channel_name(channel)
+        if len(self._valid_channels) >= 4096:
+            self._valid_channels.clear()
+        self._valid_channels.add(channel)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _shard(self, state: _LoopState, name: str) -> Shard:
+        return state.shards[consistent_hash(name, len(state.shards))]
+
+    def _targets(self, channels: Sequence[str]) -> tuple[list[str], list[str | int], list[str]]:
+        """Script keys and arguments delivering to ``channels`` (one shard and slot).
+
+        Process-local members of one family become one target, so they share one
+        inbox entry. Also returns the channels in the order the script numbers them.
+        """
+        keys: list[str] = []
+        args: list[str | int] = []
+        order: list[str] = []
+        families: dict[str, list[str]] = {}
+        for channel in channels:
+            if is_local(channel):
+                families.setdefault(family_of(channel), []).append(channel)
+            else:
+                keys.append(channel_key(self.prefix, channel))
+                args += ("n", channel, self.get_capacity(channel))
+                order.append(channel)
+        for family, members in families.items():
+            order += members
+            if self.local_delivery == "p":
+                args += ("p", inbox_key(self.prefix, family), len(members), *members)
+                continue
+            keys += (inbox_key(self.prefix, family), counts_key(self.prefix, family))
+            args += ("l", len(members))
+            for member in members:
+                args += (member, self.get_capacity(member))
+        return keys, args, order
+
+    def _group_keys(self, group: str) -> list[str]:
+        return [group_key(self.prefix, group), group_index_key(self.prefix, group)]
+
+    def _family(self, state: _LoopState, family: str) -> FamilyReceiver:
+        receiver = state.families.get(family)
+        if receiver is None:
+            receiver = state.families[family] = FamilyReceiver(
+                self._shard(state, family),
+                self.prefix,
+                family,
+                state.reader,
+                self.now_ms,
+                int(self.expiry * 1000),
+                self.get_capacity,
+                self.stats,
+            )
+        return receiver
+
+    # Channels -----------------------------------------------------------------
+
+    async def send(self, channel: str, message: Message) -> None:
+        """Queue ``message`` on ``channel`` in one round trip."""
+        self.check_channel(channel)
+        require_dict(message)
+        payload = self.serializer.dumps(message)
+        state = self._loops.get()
+        receiver = state.families.get(family_of(channel)) if is_local(channel) else None
+        shard = self._shard(state, shard_name(channel))
+        delivered = await self._send_once(shard, channel, payload, receiver)
+        if not delivered and receiver is not None and await receiver.settle():
+            # Our own receive loop had acks in flight: now applied, try again once.
+            delivered = await self._send_once(shard, channel, payload, receiver)
+        if not delivered:
+            self.stats.dropped_full += 1
+            raise ChannelFull(f"Channel {channel!r} is at capacity ({self.get_capacity(channel)})")
+        self.stats.sent += 1
+
+    async def _send_once(
+        self, shard: Shard, channel: str, payload: bytes, receiver: FamilyReceiver | None
+    ) -> bool:
+        """One delivery attempt, carrying this process's pending acks for the family."""
+        keys, targets, _ = self._targets([channel])
+        acks = receiver.take_acks() if receiver is not None else []
+        now = self.now_ms()
+        expiry_ms = int(self.expiry * 1000)
+        head = [now, expiry_ms, encode_deadline(now + expiry_ms), payload, len(acks) // 2]
+        try:
+            result = await scripts.deliver.run(shard, keys, [*head, *acks, *targets])
+        except BaseException:
+            if receiver is not None:
+                receiver.restore_acks(acks)
+            raise
+        self.stats.expired += int(result[0])
+        return len(result) == 1
+
+    async def receive(self, channel: str) -> Message:
+        """The next message on ``channel``; waits, reconnecting, while Redis is down."""
+        self.check_channel(channel)
+        state = self._loops.get()
+        if is_local(channel):
+            payload = await self._family(state, family_of(channel)).receive(channel)
+        else:
+            payload = await self._receive_normal(state, channel)
+        message = self.serializer.loads(payload)
+        self.stats.received += 1
+        return message
+
+    async def _receive_normal(self, state: _LoopState, channel: str) -> bytes:
+        key = channel_key(self.prefix, channel)
+        shard = self._shard(state, channel)
+        backoff = Backoff()
+
+        async def requeue(reply: list[bytes]) -> None:
+            await shard.push_back(key, [reply[1]], int(self.expiry * 1000))
+
+        while True:
+            try:
+                _, reply = await state.reader.call(
+                    shard, key, ("BLPOP", key, BLOCK_SECONDS), requeue
+                )
+            except UNREACHABLE as exc:
+                logger.warning("Receiving %s: %s; retrying", channel, exc)
+                await backoff.wait()
+                continue
+            if backoff.succeeded():
+                self.stats.reconnects += 1
+            if reply is None:
+                continue
+            deadline, _, payload = decode_entry(reply[1])
+            if deadline >= self.now_ms():
+                return payload
+            self.stats.expired += 1
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """A new process-local channel name; only this process receives from it."""
+        return f"{prefix}.{self.client_prefix}!{uuid.uuid4().hex}"
+
+    # Groups -------------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        shard = self._shard(self._loops.get(), group)
+        with translate_errors(shard.name):
+            await scripts.group_add.run(
+                shard,
+                self._group_keys(group),
+                [self.now_ms(), channel, int(self.group_expiry * 1000)],
+            )
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        shard = self._shard(self._loops.get(), group)
+        with translate_errors(shard.name):
+            await scripts.group_discard.run(shard, self._group_keys(group), [channel])
+
+    async def group_send(self, group: str, message: Message) -> None:
+        """Deliver ``message`` to every member, each within its own capacity.
+
+        Members that are full are skipped, counted in ``stats.dropped_full`` and
+        logged; the others still get the message.
+        """
+        self.require_valid_group_name(group)
+        require_dict(message)
+        payload = self.serializer.dumps(message)
+        state = self._loops.get()
+        shard = self._shard(state, group)
+        now = self.now_ms()
+        expiry_ms = int(self.expiry * 1000)
+        head = [now, expiry_ms, encode_deadline(now + expiry_ms), payload]
+        oldest = now - int(self.group_expiry * 1000)
+        gkeys = self._group_keys(group)
+        if len(state.shards) == 1 and not self.cluster and not self.channel_capacity:
+            # Everything on one server and one capacity: one round trip.
+            result = await scripts.group_send.run(
+                shard, gkeys, [*head, oldest, self.prefix, self.capacity, self.local_delivery]
+            )
+            self.stats.expired += int(result[0])
+            members = int(result[1])
+            undelivered = [raw.decode() for raw in result[2:]]
+        else:
+            undelivered, members = await self._group_send_spread(state, shard, gkeys, head, oldest)
+        self.stats.group_sent += 1
+        self.stats.sent += members - len(undelivered)
+        if undelivered:
+            self.stats.dropped_full += len(undelivered)
+            logger.warning(
+                "group_send to %r: %d of %d members at capacity did not get the message: %s",
+                group,
+                len(undelivered),
+                members,
+                ", ".join(undelivered[:10]) + (" ..." if len(undelivered) > 10 else ""),
+            )
+
+    async def _group_send_spread(
+        self, state: _LoopState, shard: Shard, gkeys: list[str], head: list[Any], oldest: int
+    ) -> tuple[list[str], int]:
+        """group_send over several shards or slots: read members, then one script each.
+
+        Returns (members that were full, number of members).
+        """
+        with translate_errors(shard.name):
+            members = await scripts.group_members.run(shard, gkeys, [oldest])
+        if not members:
+            return [], 0
+        buckets: dict[tuple[int, object], list[str]] = defaultdict(list)
+        for raw in members:
+            channel = raw.decode()
+            tag = shard_name(channel)
+            index = consistent_hash(tag, len(state.shards))
+            buckets[index, state.shards[index].bucket(tag)].append(channel)
+        results = await asyncio.gather(
+            *(
+                self._deliver_many(state.shards[index], channels, [*head, 0])
+                for (index, _), channels in buckets.items()
+            )
+        )
+        return [channel for failed in results for channel in failed], len(members)
+
+    async def _deliver_many(self, shard: Shard, channels: list[str], head: list[Any]) -> list[str]:
+        """Deliver to ``channels`` (one shard, one slot) in one script call."""
+        keys, targets, order = self._targets(channels)
+        with translate_errors(shard.name):
+            result = await scripts.deliver.run(shard, keys, [*head, *targets])
+        self.stats.expired += int(result[0])
+        return [order[int(index) - 1] for index in result[1:]]
+
+    # Lifecycle ----------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Delete every key under this layer's prefix and drop buffered messages."""
+        state = self._loops.get()
+        for shard in state.shards:
+            await shard.delete_matching(f"{self.prefix}:*")
+        for family in state.families.values():
+            family.clear()
+
+    async def close(self) -> None:
+        """Close this event loop's connections and receive loops."""
+        await self._loops.close_current()

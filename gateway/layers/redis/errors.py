@@ -1,0 +1,31 @@
+"""Translating redis-py's failures into the layer's own exceptions."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from redis.exceptions import ClusterDownError, RedisClusterException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.exceptions import ChannelLayerUnavailable
+
+#: Errors that mean "Redis cannot be reached right now".
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    OSError,
+)
+
+
+@contextlib.contextmanager
+def translate_errors(where: str) -> Iterator[None]:
+    """Turn redis-py's connection failures into :class:`ChannelLayerUnavailable`."""
+    try:
+        yield
+    except UNREACHABLE as exc:
+        raise ChannelLayerUnavailable(f"Redis at {where} is unavailable: {exc}") from exc
+    except RedisClusterException as exc:
+        raise ChannelLayerUnavailable(f"Redis Cluster at {where} failed: {exc}") from exc

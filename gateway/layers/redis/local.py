@@ -1,0 +1,251 @@
+"""One shared receive loop per process-local channel family.
+
+All ``new_channel()`` names of a layer share a family (``specific.<id>!``) and one
+Redis inbox list. One task per family and event loop pops that inbox in batches
+(``BLMPOP ... COUNT``) and hands each entry to the waiting ``receive()`` of its
+channel, or buffers it per channel. Capacity is counted per channel in Redis (the
+family's count hash) from the send until the consumer's ``receive()`` takes the
+message, so buffered messages count too and a buffer can never exceed its channel's
+capacity. Counts are decremented in batches ("acks"): carried by the loop's next
+pop (same write), by this process's next send to the family, or else flushed by a
+background task.
+
+A ``group_send`` stores one inbox entry per family listing every member it was
+accepted for; the loop fans it out here, so a group message crosses the network once
+per receiving process, not once per member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from gateway.layers.stats import LayerStats
+
+from . import scripts
+from .connection import Backoff, BlockingReader, Lease, Shard
+from .errors import UNREACHABLE, translate_errors
+from .keys import counts_key, decode_entry, encode_entry, inbox_key
+from .mailbox import Mailboxes
+
+logger = logging.getLogger("gateway.layers.redis")
+
+#: Entries popped from the inbox per round trip.
+BATCH = 256
+#: Seconds a BLMPOP waits; also how often the loop sweeps expired buffered messages.
+BLOCK_SECONDS = 5
+
+
+class FamilyReceiver:
+    """Receives every channel of one process-local family, in one event loop.
+
+    Each channel's buffer is a :class:`Mailbox` bounded by the channel's capacity.
+    Redis counts keep a buffer within it; if they were lost (a Redis restart while
+    messages were buffered), an entry beyond it is dropped, counted and logged.
+    """
+
+    def __init__(
+        self,
+        shard: Shard,
+        prefix: str,
+        family: str,
+        reader: BlockingReader,
+        now_ms: Callable[[], int],
+        ttl_ms: int,
+        capacity_of: Callable[[str], int],
+        stats: LayerStats,
+    ) -> None:
+        self.shard = shard
+        self.family = family
+        self.inbox = inbox_key(prefix, family)
+        self.counts = counts_key(prefix, family)
+        self.reader = reader
+        self.now_ms = now_ms
+        self.ttl_ms = ttl_ms
+        self.stats = stats
+        self.mailboxes = Mailboxes(capacity_of)
+        self.pending_acks: dict[str, int] = {}
+        self.ack_flush: asyncio.Task[None] | None = None
+        #: Ack batches written but not yet confirmed by Redis.
+        self.acks_in_flight: set[asyncio.Future[None]] = set()
+        #: True while the loop waits in BLMPOP (it will not carry acks soon).
+        self.popping = False
+        self.lease: Lease | None = None
+        self.task = asyncio.ensure_future(self._run())
+
+    # Consumers ------------------------------------------------------------------
+
+    async def receive(self, channel: str) -> bytes:
+        """The next unexpired payload for ``channel``; cancellation-safe."""
+        mailbox = self.mailboxes[channel]
+        while True:
+            deadline, payload = await mailbox.get()
+            self._ack(channel)
+            if deadline >= self.now_ms():
+                return payload
+            self.stats.expired += 1
+
+    def _deliver(self, entry: bytes) -> None:
+        deadline, channels, payload = decode_entry(entry)
+        for channel in channels.split(","):
+            if not self.mailboxes[channel].put((deadline, payload)):
+                self.stats.dropped_full += 1
+                self._ack(channel)
+                logger.warning(
+                    "Channel %r is over capacity (Redis lost its counts?): message dropped",
+                    channel,
+                )
+
+    def clear(self) -> None:
+        """Forget buffered messages and pending acks (the layer was flushed)."""
+        self.mailboxes.clear()
+        self.pending_acks.clear()
+
+    # Acks -----------------------------------------------------------------------
+
+    def _ack(self, channel: str) -> None:
+        self.pending_acks[channel] = self.pending_acks.get(channel, 0) + 1
+        if self.popping:  # else the loop is about to pop again and carries them
+            self._ack_flush_soon()
+
+    def _ack_flush_soon(self) -> None:
+        if self.ack_flush is None or self.ack_flush.done():
+            self.ack_flush = asyncio.ensure_future(self._flush_acks())
+
+    def take_acks(self) -> list[str | int]:
+        """Pending acks as script arguments, removed from the pending set."""
+        acks: list[str | int] = []
+        for channel, count in self.pending_acks.items():
+            acks += (channel, count)
+        self.pending_acks.clear()
+        return acks
+
+    def restore_acks(self, acks: list[str | int]) -> None:
+        """Put back acks whose script call failed."""
+        for channel, count in zip(acks[::2], acks[1::2], strict=True):
+            self.pending_acks[str(channel)] = self.pending_acks.get(str(channel), 0) + int(count)
+
+    async def settle(self) -> bool:
+        """Wait for acks on their way to Redis; True if there were any.
+
+        A send that found its channel full retries once after this, since the
+        capacity it saw may not have included acks this process had already sent.
+        """
+        if not self.acks_in_flight:
+            return False
+        await asyncio.gather(*self.acks_in_flight, return_exceptions=True)
+        return True
+
+    def _track(self) -> asyncio.Future[None]:
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.acks_in_flight.add(confirmed)
+        confirmed.add_done_callback(self.acks_in_flight.discard)
+        return confirmed
+
+    async def _flush_acks(self) -> None:
+        await asyncio.sleep(0)  # let a send in this turn carry the acks instead
+        while self.pending_acks:
+            acks = self.take_acks()
+            confirmed = self._track()
+            try:
+                with translate_errors(self.shard.name):
+                    await scripts.deliver.run(
+                        self.shard,
+                        [self.inbox, self.counts],
+                        [0, 0, b"", b"", len(acks) // 2, *acks],
+                    )
+            except Exception:
+                # Redis is down: its counts die with it (or expire with the family).
+                logger.debug("Could not decrement counts of %s", self.family, exc_info=True)
+                return
+            finally:
+                confirmed.set_result(None)
+
+    # The loop ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = Backoff()
+        command = ("BLMPOP", BLOCK_SECONDS, 1, self.inbox, "LEFT", "COUNT", BATCH)
+        next_sweep = self.now_ms() + BLOCK_SECONDS * 1000
+        while True:
+            await asyncio.sleep(0)  # let the receivers just woken ack, to carry their acks
+            acks = self.take_acks()
+            prelude = []
+            confirmed = self._track()
+            if acks:
+                sha = scripts.deliver.sha
+                head = (0, 0, b"", b"", len(acks) // 2)
+                prelude.append(("EVALSHA", sha, 2, self.inbox, self.counts, *head, *acks))
+            self.popping = True
+            try:
+                if self.lease is None:
+                    self.lease = await self.shard.lease(self.inbox)
+                replies, reply = await self.reader.call(
+                    self.shard, self.inbox, command, self._requeue, prelude, confirmed, self.lease
+                )
+            except UNREACHABLE as exc:
+                logger.warning("Receiving %s: %s; retrying", self.family, exc)
+                if self.lease is not None:  # take a fresh one (maybe of another node)
+                    await self.lease.release()
+                    self.lease = None
+                await backoff.wait()
+                continue
+            finally:
+                self.popping = False
+                if not confirmed.done():
+                    confirmed.set_result(None)
+            if replies and isinstance(replies[0], Exception):
+                self.restore_acks(acks)  # e.g. NOSCRIPT after a restart: the flush loads it
+                self._ack_flush_soon()
+            if backoff.succeeded():
+                self.stats.reconnects += 1
+            if reply is not None:
+                for entry in reply[1]:
+                    self._deliver(entry)
+            if reply is None or self.now_ms() >= next_sweep:
+                self._sweep()
+                next_sweep = self.now_ms() + BLOCK_SECONDS * 1000
+
+    async def _requeue(self, reply: list[object]) -> None:
+        entries = reply[1]
+        if isinstance(entries, list) and entries:
+            await self.shard.push_back(self.inbox, entries, self.ttl_ms)
+
+    def _sweep(self) -> None:
+        """Drop expired messages nobody is receiving, and mailboxes nobody uses."""
+        for channel in self.mailboxes.sweep(self.now_ms()):
+            self.stats.expired += 1
+            self._ack(channel)
+
+    async def aclose(self) -> None:
+        """Stop receiving; give back to Redis what was popped but not received.
+
+        Buffered messages go back to the head of the inbox and pending acks are
+        applied, so another event loop of this process (``async_to_sync`` runs each
+        call in a new one) receives them next, in order.
+        """
+        self.task.cancel()
+        flush = self.ack_flush
+        await asyncio.gather(self.task, *([flush] if flush else []), return_exceptions=True)
+        await self.reader.aclose()  # a cancelled pop pushed its entries back first
+        if self.lease is not None:
+            await self.lease.release()
+            self.lease = None
+        entries = [
+            encode_entry(deadline, channel, payload)
+            for channel, mailbox in self.mailboxes.boxes.items()
+            for deadline, payload in mailbox.items
+        ]
+        self.mailboxes.clear()
+        try:
+            if entries:
+                await self.shard.push_back(self.inbox, entries, self.ttl_ms)
+            if self.pending_acks:
+                await self._flush_acks()
+        except UNREACHABLE:
+            logger.warning(
+                "Redis unreachable while closing %s: %d buffered messages lost",
+                self.family,
+                len(entries),
+            )
