@@ -1,0 +1,174 @@
+"""The Bot API client: python-telegram-bot's ``Bot``, returning raw results.
+
+Calls go to ``<base_url>/<token>/<method>`` (python-telegram-bot's ``base_url``
+form), so any Bot API implementation works. Results stay the raw JSON the Bot API
+sent (msgpack-safe, as the ``telegram`` spec requires); failures become
+:class:`BotApiError` carrying the envelope's ``error_code``, ``description`` and
+``parameters`` (https://core.telegram.org/bots/api#making-requests).
+
+:class:`ApiClient` adds flood control and retries (spec §5): it waits for a send
+slot, honours ``retry_after`` on 429, retries network errors and 5xx with
+exponential backoff, and raises the last error only when retries run out.
+
+Exceptions::
+
+    telegram.error.TelegramError
+    └── BotApiError        an error envelope, or (error_code 0) a network failure
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from telegram import Bot, InputFile
+from telegram.error import TelegramError
+from telegram.request import HTTPXRequest
+
+from protocols.telegram.flood import FloodControl
+
+logger = logging.getLogger("gateway.telegram")
+
+DEFAULT_API_URL = "https://api.telegram.org/bot"
+
+
+class BotApiError(TelegramError):
+    """A Bot API call failed; ``error_code`` is the HTTP status (0: no answer at all)."""
+
+    def __init__(
+        self, error_code: int, description: str, parameters: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(f"{error_code}: {description}")
+        self.error_code = error_code
+        self.description = description
+        self.parameters = parameters
+
+    @property
+    def retry_after(self) -> float | None:
+        value = (self.parameters or {}).get("retry_after")
+        return float(value) if isinstance(value, int | float) else None
+
+    def __reduce__(self) -> tuple[type, tuple[int, str, dict[str, Any] | None]]:  # type: ignore[override]
+        return self.__class__, (self.error_code, self.description, self.parameters)
+
+
+class _EnvelopeRequest(HTTPXRequest):
+    """Reads error envelopes itself, keeping their code and parameters intact."""
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        if 200 <= code < 300:
+            return code, payload
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise BotApiError(code, f"HTTP {code} with a body that is not a Bot API envelope")
+        parameters = body.get("parameters")
+        raise BotApiError(
+            int(body.get("error_code") or code),
+            str(body.get("description") or f"HTTP {code}"),
+            parameters if isinstance(parameters, dict) else None,
+        )
+
+
+class RawBot(Bot):
+    """A ``Bot`` whose :meth:`call` reaches any method and returns raw JSON.
+
+    It goes through ``Bot._post`` (python-telegram-bot's own request path: parameter
+    encoding, uploads, timeouts) because ``Bot.do_api_request`` warns for every method
+    the library knows, and the typed methods would turn results into objects.
+    """
+
+    async def call(self, method: str, params: dict[str, Any], *, timeout: float = 10.0) -> Any:
+        data = {
+            key: InputFile(value, filename=params.get("filename") or key)
+            if isinstance(value, bytes)
+            else value
+            for key, value in params.items()
+            if key != "filename"
+        }
+        return await self._post(method, data, read_timeout=timeout)
+
+
+class BotConnection:
+    """A :class:`RawBot` and its two HTTP clients (``getUpdates`` gets its own, so
+    long polls never wait for the pool), closable even if ``initialize`` never ran."""
+
+    def __init__(self, token: str, base_url: str = DEFAULT_API_URL, connections: int = 8) -> None:
+        self.requests = (
+            _EnvelopeRequest(connection_pool_size=connections, read_timeout=10.0),
+            _EnvelopeRequest(connection_pool_size=1),
+        )
+        self.bot = RawBot(
+            token,
+            base_url=base_url,
+            request=self.requests[0],
+            get_updates_request=self.requests[1],
+        )
+
+    async def close(self) -> None:
+        await asyncio.gather(*(request.shutdown() for request in self.requests))
+
+
+def as_api_error(exc: TelegramError) -> BotApiError:
+    if isinstance(exc, BotApiError):
+        return exc
+    return BotApiError(0, f"{type(exc).__name__}: {exc.message}")
+
+
+class ApiClient:
+    """Flood-controlled, retrying Bot API calls for one bot (spec §5)."""
+
+    def __init__(
+        self,
+        bot: RawBot,
+        flood: FloodControl,
+        *,
+        max_attempts: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        concurrency: int = 8,
+    ) -> None:
+        self.bot = bot
+        # Calls beyond this wait here, in order, rather than in httpx's connection pool,
+        # whose bookkeeping grows with the square of the requests waiting in it.
+        self._slots = asyncio.Semaphore(concurrency)
+        self.flood = flood
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        """Call ``method``; raise :class:`BotApiError` once retries are exhausted."""
+        chat_id = params.get("chat_id")
+        delay = self.backoff
+        attempt = 0
+        while True:
+            attempt += 1
+            pause = self.flood.paused_for(chat_id)
+            if pause > 0:  # a 429 pause; reserve after it, so the windows see real times
+                await asyncio.sleep(pause)
+            wait = self.flood.reserve(method, chat_id)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                async with self._slots:
+                    return await self.bot.call(method, params)
+            except TelegramError as exc:
+                error = as_api_error(exc)
+            if attempt == self.max_attempts:
+                raise error
+            if error.error_code == 429:
+                retry_after = error.retry_after if error.retry_after is not None else delay
+                logger.warning("%s to %s: 429, retrying after %.1fs", method, chat_id, retry_after)
+                self.flood.pause(chat_id, retry_after)
+            elif error.error_code == 0 or error.error_code >= 500:
+                logger.warning("%s failed (%s), retry in %.1fs", method, error.description, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+            else:
+                raise error

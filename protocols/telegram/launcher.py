@@ -1,0 +1,242 @@
+"""``gateway telegram``: the command-line face of :class:`TelegramServer` (a gateway.cli.Launcher).
+
+Bots come from ``TELEGRAM_BOT_TOKEN`` (several: comma-separated) and talk to
+``TELEGRAM_API_URL`` (python-telegram-bot's ``base_url`` form). ``--local-api``
+instead starts the project's local Bot API server in the same process and a console:
+type a line, your bot answers, with no Telegram account at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from gateway.testing.botapi import BotAPIServer
+from protocols.service import Service
+from protocols.telegram.client import DEFAULT_API_URL
+from protocols.telegram.flood import FloodLimits
+from protocols.telegram.server import BotConfig, ServerOptions, TelegramServer
+from protocols.telegram.webhook import WebhookApp, WebhookListener
+
+HELP = "serve Telegram bots by long polling or webhook (--local-api: try one offline)"
+
+logger = logging.getLogger("gateway.telegram")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--telegram-transport",
+        choices=["polling", "webhook"],
+        default=os.environ.get("TELEGRAM_TRANSPORT", "polling"),
+        help="how updates arrive (default: %(default)s, or $TELEGRAM_TRANSPORT)",
+    )
+    add(
+        "--webhook-url",
+        default=os.environ.get("TELEGRAM_WEBHOOK_URL"),
+        help="public URL Telegram posts to; each bot gets <url>/<bot id> ($TELEGRAM_WEBHOOK_URL)",
+    )
+    add("--webhook-host", default="127.0.0.1", help="address for webhooks (default: %(default)s)")
+    add("--webhook-port", type=int, default=8443, help="port for webhooks (default: %(default)s)")
+    add("--webhook-path", default="/telegram/webhook", help="path prefix (default: %(default)s)")
+    add(
+        "--telegram-idle-timeout",
+        type=float,
+        default=300.0,
+        help="seconds before an idle conversation ends (default: %(default)s)",
+    )
+    add(
+        "--telegram-max-instances",
+        type=int,
+        default=10_000,
+        help="live conversations at most; the least recently used ends (default: %(default)s)",
+    )
+    add(
+        "--telegram-allowed-updates",
+        default=os.environ.get("TELEGRAM_ALLOWED_UPDATES"),
+        help="comma-separated update kinds to receive, e.g. message,callback_query "
+        "(default: Telegram's; $TELEGRAM_ALLOWED_UPDATES)",
+    )
+    add(
+        "--telegram-connections",
+        type=int,
+        default=8,
+        help="HTTP connections (and calls in flight) per bot (default: %(default)s)",
+    )
+    add(
+        "--no-flood-control",
+        action="store_true",
+        help="do not pace sends (only for a local Bot API server)",
+    )
+    add(
+        "--local-api",
+        action="store_true",
+        help="run a local Bot API server in this process and chat with the bot on the console",
+    )
+    add("--local-api-port", type=int, default=8081, help="its port (default: %(default)s)")
+
+
+def _split(value: str | None) -> list[str] | None:
+    items = [item.strip() for item in (value or "").split(",") if item.strip()]
+    return items or None
+
+
+def configured_tokens() -> list[str]:
+    value = getattr(settings, "TELEGRAM_BOT_TOKEN", None) or os.environ.get("TELEGRAM_BOT_TOKEN")
+    return _split(value) or []
+
+
+def api_url() -> str:
+    return str(getattr(settings, "TELEGRAM_API_URL", None) or DEFAULT_API_URL)
+
+
+def wanted(application: Any, args: argparse.Namespace) -> bool:
+    """When the application routes ``telegram`` and a token (or ``--local-api``) is given."""
+    mapping = getattr(application, "application_mapping", None)
+    if not isinstance(mapping, dict) or "telegram" not in mapping:
+        return False
+    return bool(configured_tokens()) or bool(getattr(args, "local_api", False))
+
+
+def options_from_args(args: argparse.Namespace) -> ServerOptions:
+    if min(args.telegram_idle_timeout, args.telegram_max_instances, args.telegram_connections) <= 0:
+        raise ImproperlyConfigured(
+            "--telegram-idle-timeout, --telegram-max-instances and --telegram-connections "
+            "must be positive"
+        )
+    return ServerOptions(
+        transport=args.telegram_transport,
+        idle_timeout=args.telegram_idle_timeout,
+        max_instances=args.telegram_max_instances,
+        connections=args.telegram_connections,
+        allowed_updates=_split(args.telegram_allowed_updates),
+        flood_limits=FloodLimits.off() if args.no_flood_control else FloodLimits(),
+    )
+
+
+def build(application: Any, args: argparse.Namespace) -> Service:
+    # Bot API URLs contain the token: httpx logs every request URL at INFO, and
+    # python-telegram-bot logs its base URL at DEBUG. Keep both out of the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLogger().level))
+    options = options_from_args(args)
+    if args.local_api:
+        return LocalBotService(application, options, args.local_api_port)
+    tokens = configured_tokens()
+    if not tokens:
+        raise ImproperlyConfigured("TELEGRAM_BOT_TOKEN is not set (or use --local-api)")
+    for token in tokens:
+        if ":" not in token or not token.split(":", 1)[0].isdigit():
+            raise ImproperlyConfigured("TELEGRAM_BOT_TOKEN must look like 123456:ABC-def")
+    if options.transport == "polling":
+        bots = [BotConfig(token, api_url()) for token in tokens]
+        return TelegramServer(application, bots, options)
+    if not args.webhook_url:
+        raise ImproperlyConfigured("webhook transport needs --webhook-url (TELEGRAM_WEBHOOK_URL)")
+    base = args.webhook_url.rstrip("/")
+    secret = os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None
+    bots = [
+        BotConfig(token, api_url(), f"{base}/{token.split(':', 1)[0]}", secret) for token in tokens
+    ]
+    server = TelegramServer(application, bots, options)
+    listener = WebhookListener(
+        WebhookApp(server, args.webhook_path), args.webhook_host, args.webhook_port
+    )
+    return Together("telegram", [listener, server])
+
+
+class Together(Service):
+    """Several services started in order and stopped in reverse, as one."""
+
+    def __init__(self, name: str, services: list[Service]) -> None:
+        self.name = name
+        self.services = services
+        self._started: list[Service] = []
+
+    async def start(self) -> None:
+        for service in self.services:
+            try:
+                await service.start()
+            except BaseException:
+                await self.stop(5.0)
+                raise
+            self._started.append(service)
+
+    async def stop(self, timeout: float) -> None:
+        while self._started:
+            await self._started.pop().stop(timeout)
+
+
+class LocalBotService(Together):
+    """A local Bot API server, the bot on it, and a console playing one user (chat 1)."""
+
+    CHAT_ID = 1
+
+    def __init__(self, application: Any, options: ServerOptions, port: int) -> None:
+        if port <= 0:
+            raise ImproperlyConfigured("--local-api-port must be a fixed port")
+        self.api = BotAPIServer(port=port)
+        tokens = configured_tokens()
+        self.token = self.api.add_bot("local_bot", token=tokens[0] if tokens else None)
+        polling = ServerOptions(**{**options.__dict__, "transport": "polling"})
+        server = TelegramServer(application, [BotConfig(self.token, self.api.base_url)], polling)
+        self._printer: asyncio.Task[None] | None = None
+        super().__init__("telegram (local Bot API)", [_LocalApi(self.api), server])
+
+    async def start(self) -> None:
+        await super().start()
+        print(
+            f"Local Bot API server: TELEGRAM_API_URL={self.api.base_url}\n"
+            f"You are user {self.CHAT_ID}. Type a message and press Enter.",
+            flush=True,
+        )
+        with contextlib.suppress(OSError, ValueError, NotImplementedError):
+            asyncio.get_running_loop().add_reader(sys.stdin.fileno(), self._read_line)
+        self._printer = asyncio.create_task(self._print_replies())
+
+    def _read_line(self) -> None:
+        line = sys.stdin.readline()
+        if not line:
+            asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
+        elif line.strip():
+            self.api.user_message(self.token, line.strip(), chat_id=self.CHAT_ID)
+
+    async def _print_replies(self) -> None:
+        seen = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                sent = await self.api.wait_sent(self.token, self.CHAT_ID, seen + 1, timeout=3600)
+                for message in sent[seen:]:
+                    print(f"bot> {message.get('text') or message.get('caption') or '[photo]'}")
+                seen = len(sent)
+
+    async def stop(self, timeout: float) -> None:
+        with contextlib.suppress(OSError, ValueError, NotImplementedError):
+            asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
+        if self._printer is not None:
+            self._printer.cancel()
+            await asyncio.gather(self._printer, return_exceptions=True)
+        await super().stop(timeout)
+
+
+class _LocalApi(Service):
+    """The local Bot API server as a Service."""
+
+    name = "local Bot API"
+
+    def __init__(self, api: BotAPIServer) -> None:
+        self.api = api
+
+    async def start(self) -> None:
+        await self.api.start()
+
+    async def stop(self, timeout: float) -> None:
+        await self.api.stop()
