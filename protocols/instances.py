@@ -12,13 +12,17 @@ Overflow policy: :meth:`ApplicationInstance.put` *waits* while the instance's
 queue is full, so a slow consumer slows down the producer feeding it (the
 server then stops reading from that source: backpressure, not memory growth).
 Servers that cannot wait use :meth:`ApplicationInstance.put_nowait`, which
-raises :class:`asyncio.QueueFull` so the server applies its own stated policy.
+raises :class:`asyncio.QueueFull` so the server applies its own stated policy;
+:meth:`ApplicationInstance.wait_for_room` waits for room without queueing, and
+:meth:`ApplicationInstance.drain` hands back what an ended instance never read
+(so a server can deliver it to a fresh instance instead of losing it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import time
 from collections import OrderedDict
@@ -54,6 +58,7 @@ class ApplicationInstance:
         self._on_exit = on_exit
         self._application = application
         self._send = send
+        self._room = asyncio.Event()
         self.task: asyncio.Task[None] = asyncio.create_task(self._run(), name=name)
 
     @property
@@ -61,7 +66,9 @@ class ApplicationInstance:
         return self.task.done()
 
     async def _receive(self) -> Message:
-        return await self._queue.get()
+        message = await self._queue.get()
+        self._room.set()
+        return message
 
     async def _run(self) -> None:
         try:
@@ -84,6 +91,24 @@ class ApplicationInstance:
         """Queue ``message`` or raise :class:`asyncio.QueueFull`."""
         self._queue.put_nowait(message)
         self.last_activity = self.clock()
+
+    async def wait_for_room(self) -> None:
+        """Return once the queue has room or the instance has ended."""
+        while self._queue.full() and not self.task.done():
+            self._room.clear()
+            room = asyncio.ensure_future(self._room.wait())
+            try:
+                await asyncio.wait({room, self.task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                room.cancel()
+                await asyncio.gather(room, return_exceptions=True)
+
+    def drain(self) -> list[Message]:
+        """Remove and return every message queued but not received (oldest first)."""
+        left: list[Message] = []
+        while not self._queue.empty():
+            left.append(self._queue.get_nowait())
+        return left
 
     async def close(self, terminal_message: Message | None, timeout: float) -> None:
         """Deliver ``terminal_message`` after what is queued, then wait for the instance.
@@ -113,6 +138,11 @@ class InstanceManager:
     instance idle for ``idle_timeout`` seconds, or the least recently used one
     when ``max_instances`` would be exceeded, receives ``terminal_message()``
     and is given ``close_timeout`` seconds to finish before it is cancelled.
+
+    ``terminal_message`` may take one argument, the reason the scope ends:
+    ``"idle"``, ``"evicted"``, ``"closed"`` (:meth:`close`) or ``"shutdown"``.
+    ``on_exit(key, instance)`` is called whenever an instance has ended, for any
+    reason (its ``failed`` attribute holds the exception of one that raised).
     """
 
     def __init__(
@@ -121,13 +151,14 @@ class InstanceManager:
         *,
         scope_factory: Callable[[Hashable], Scope],
         send_factory: Callable[[Hashable, Scope], Send],
-        terminal_message: Callable[[], Message],
+        terminal_message: Callable[[], Message] | Callable[[str], Message],
         idle_timeout: float | None = 300.0,
         max_instances: int = 10_000,
         queue_size: int = 100,
         close_timeout: float = 5.0,
         clock: Clock = time.monotonic,
         name: str = "instance",
+        on_exit: Callable[[Hashable, ApplicationInstance], None] | None = None,
     ) -> None:
         if max_instances < 1:
             raise ValueError("max_instances must be at least 1")
@@ -135,6 +166,8 @@ class InstanceManager:
         self.scope_factory = scope_factory
         self.send_factory = send_factory
         self.terminal_message = terminal_message
+        self._reason_aware = bool(inspect.signature(terminal_message).parameters)
+        self.on_exit = on_exit
         self.idle_timeout = idle_timeout
         self.max_instances = max_instances
         self.queue_size = queue_size
@@ -157,7 +190,7 @@ class InstanceManager:
         while len(self.instances) >= self.max_instances:
             old_key = next(iter(self.instances))
             logger.info("%s %r evicted: more than %d live", self.name, old_key, self.max_instances)
-            self._close_in_background(old_key)
+            self._close_in_background(old_key, "evicted")
         scope = self.scope_factory(key)
         instance = ApplicationInstance(
             self.application,
@@ -181,10 +214,17 @@ class InstanceManager:
     def _forget(self, key: Hashable, instance: ApplicationInstance) -> None:
         if self.instances.get(key) is instance:
             del self.instances[key]
+        if self.on_exit is not None:
+            self.on_exit(key, instance)
 
-    def _close_in_background(self, key: Hashable) -> None:
+    def _terminal(self, reason: str) -> Message:
+        if self._reason_aware:
+            return self.terminal_message(reason)  # type: ignore[call-arg]
+        return self.terminal_message()  # type: ignore[call-arg]
+
+    def _close_in_background(self, key: Hashable, reason: str) -> None:
         instance = self.instances.pop(key)
-        task = asyncio.create_task(instance.close(self.terminal_message(), self.close_timeout))
+        task = asyncio.create_task(instance.close(self._terminal(reason), self.close_timeout))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -200,7 +240,7 @@ class InstanceManager:
         ]
         for key in expired:
             logger.debug("%s %r idle for %.0fs: closing", self.name, key, self.idle_timeout)
-            self._close_in_background(key)
+            self._close_in_background(key, "idle")
         return expired
 
     def _ensure_sweeper(self) -> None:
@@ -217,7 +257,7 @@ class InstanceManager:
         """End ``key``'s instance now (terminal event, then bounded wait)."""
         instance = self.instances.pop(key, None)
         if instance is not None:
-            await instance.close(self.terminal_message(), self.close_timeout)
+            await instance.close(self._terminal("closed"), self.close_timeout)
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """End every instance, in parallel, each within ``timeout`` seconds."""
@@ -228,7 +268,7 @@ class InstanceManager:
         instances = list(self.instances.values())
         self.instances.clear()
         await asyncio.gather(
-            *(inst.close(self.terminal_message(), timeout) for inst in instances),
+            *(inst.close(self._terminal("shutdown"), timeout) for inst in instances),
             *self._closing,
             return_exceptions=True,
         )

@@ -8,7 +8,7 @@ the path, a :class:`ChannelNameRouter` on the channel a worker received from.
 These are the names ``channels.routing`` exports, with the same behaviour.
 """
 
-from gateway.routing.bot import BotRouter as BotRouter
+from gateway.routing.bot import BotRouter
 from gateway.routing.channel import ChannelNameRouter
 from gateway.routing.default import get_default_application
 from gateway.routing.protocol import ProtocolTypeRouter
@@ -16,6 +16,7 @@ from gateway.routing.topic import TopicRouter, topic
 from gateway.routing.url import URLRouter
 
 __all__ = [
+    "BotRouter",
     "ChannelNameRouter",
     "ProtocolTypeRouter",
     "TopicRouter",

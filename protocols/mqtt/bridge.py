@@ -1,0 +1,468 @@
+"""The bridge role: a paho-mqtt client of any broker, driven by the asyncio loop.
+
+paho parses and serialises MQTT; this module only moves bytes for it (the
+socket is watched with ``add_reader``/``add_writer``, as paho's external-loop
+callbacks intend) and owns the connection's life:
+
+- connecting (TCP, TLS) runs in a worker thread, so a slow or unreachable broker
+  never blocks the event loop; retries back off exponentially (0.2 s to 30 s);
+- after every CONNACK all wanted filters are subscribed again (the broker may have
+  lost the session: mqttasgi#18/#28, amqtt#149 show what happens otherwise);
+- QoS 1/2 messages are acknowledged manually, once the server has queued them
+  for their instance (paho ``manual_ack_set``), never on an older connection;
+- MQTT 5 by default, falling back to 3.1.1 when the broker refuses the version
+  (CONNACK 0x01, 3.1.1 §3.2.2.3), e.g. the embedded amqtt broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from django.core.exceptions import ImproperlyConfigured
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from protocols.mqtt.config import BridgeConfig
+from protocols.mqtt.events import Incoming, Publish, Role, link_event
+from protocols.mqtt.link import LinkSink
+from protocols.mqtt.properties import properties_from_dict, properties_to_dict
+
+logger = logging.getLogger("gateway.server.mqtt")
+
+MAX_QUEUED = 10_000
+READS_PER_WAKEUP = 64
+
+
+class BridgeLink:
+    """A client link to an external broker (see the module docstring)."""
+
+    role: Role = "bridge"
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        start_timeout: float = 10.0,
+        backoff: tuple[float, float] = (0.2, 30.0),
+    ) -> None:
+        self.config = config
+        self.mqtt_version = config.version
+        self.broker_info = {"host": config.host, "port": config.port, "tls": config.tls}
+        self.start_timeout = start_timeout
+        self.backoff = backoff
+        self.client_id = config.client_id or f"gateway-{uuid.uuid4().hex[:12]}"
+        self.connected = False
+        self.connections = 0
+        self._sink: LinkSink | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._client: paho.Client | None = None
+        self._fd: int | None = None
+        self._paused = False
+        self._reading = False
+        self._generation = 0
+        self._stopping = False
+        self._connack: asyncio.Future[tuple[ReasonCode, bool]] | None = None
+        self._lost = asyncio.Event()
+        self._down = asyncio.Event()
+        # Futures by packet id: SUBSCRIBE/UNSUBSCRIBE (failed when the link drops)
+        # and QoS 1/2 PUBLISH (kept: paho sends them again after reconnecting).
+        self._requests: dict[int, asyncio.Future[list[int]]] = {}
+        self._publishes: dict[int, asyncio.Future[list[int]]] = {}
+        self._room = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._messages_read = 0
+
+    # -- paho client --------------------------------------------------------
+
+    def _make_client(self) -> paho.Client:
+        v5 = self.mqtt_version == "5.0"
+        persistent = self.config.client_id is not None
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            clean_session=None if v5 else not persistent,
+            reconnect_on_failure=False,
+        )
+        client.manual_ack_set(True)
+        client.max_queued_messages_set(MAX_QUEUED)
+        client.max_inflight_messages_set(100)
+        if self.config.username is not None:
+            client.username_pw_set(self.config.username, self.config.password)
+        if self.config.tls:
+            context = ssl.create_default_context(cafile=self.config.ca_certs)
+            if self.config.certfile:
+                context.load_cert_chain(self.config.certfile, self.config.keyfile)
+            if self.config.insecure:
+                context.check_hostname = False
+            client.tls_set_context(context)
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_suback
+        client.on_unsubscribe = self._on_suback
+        return client
+
+    def _connect_blocking(self, client: paho.Client) -> None:
+        """TCP + TLS + CONNECT, in a worker thread (never on the event loop)."""
+        properties = None
+        if self.mqtt_version == "5.0" and self.config.client_id is not None:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 3600
+        client.connect(
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive,
+            clean_start=(
+                self.config.client_id is None
+                if self.mqtt_version == "5.0"
+                else paho.MQTT_CLEAN_START_FIRST_ONLY
+            ),
+            properties=properties,
+        )
+
+    # -- Link ---------------------------------------------------------------
+
+    async def start(self, sink: LinkSink) -> None:
+        self._sink = sink
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._room.set()
+        error: BaseException | None = None
+        try:
+            async with asyncio.timeout(self.start_timeout):
+                while True:
+                    error = await self._connect_once()
+                    if error is None:
+                        break
+                    if isinstance(error, PermissionError):
+                        raise ImproperlyConfigured(f"MQTT_URL {self.config.safe_url()}: {error}")
+                    await asyncio.sleep(self.backoff[0])
+        except TimeoutError:
+            await self._close_client()
+            raise ConnectionError(
+                f"cannot connect to the MQTT broker {self.config.safe_url()}: {error}"
+            ) from None
+        except BaseException:
+            await self._close_client()
+            raise
+        self._tasks = [
+            asyncio.create_task(self._keep_connected(), name="mqtt bridge reconnect"),
+            asyncio.create_task(self._keepalive(), name="mqtt bridge keepalive"),
+        ]
+
+    async def _connect_once(self) -> BaseException | None:
+        """One connection attempt; None once subscribed, else the reason it failed."""
+        assert self._loop is not None
+        # One paho client for the link's life, so QoS 1/2 messages queued or in
+        # flight while the link is down are sent again after the reconnect.
+        if self._client is None:
+            self._client = self._make_client()
+        client = self._client
+        self._drop_socket()
+        self._connack = self._loop.create_future()
+        try:
+            await self._loop.run_in_executor(None, self._connect_blocking, client)
+            async with asyncio.timeout(max(self.config.keepalive, 5)):
+                reason, session_present = await self._connack
+        except (OSError, TimeoutError, ValueError) as exc:
+            self._drop_socket()
+            return exc if not isinstance(exc, TimeoutError) else ConnectionError("no CONNACK")
+        if reason.is_failure:
+            self._drop_socket()
+            # 0x01 (3.1.1) / 0x84 (5.0): unacceptable protocol version
+            if reason.value in (0x01, 0x84) and self.mqtt_version == "5.0":
+                logger.info("%s speaks MQTT 3.1.1 only", self.config.safe_url())
+                self.mqtt_version = "3.1.1"
+                await self._close_client()  # a new client speaks the other version
+                return ConnectionError("retrying with MQTT 3.1.1")
+            if reason.value in (0x04, 0x05, 0x86, 0x87):
+                return PermissionError(f"the broker refused the credentials ({reason})")
+            return ConnectionError(f"the broker refused the connection ({reason})")
+        self.connected = True
+        self.connections += 1
+        self._lost.clear()
+        assert self._sink is not None
+        filters = self._sink.wanted_filters()
+        if filters:
+            try:
+                codes = await self.subscribe(filters)
+            except (ConnectionError, TimeoutError) as exc:
+                # Never stay connected without the subscriptions: start over.
+                self._drop_socket()
+                self.connected = False
+                self._lost.set()
+                return ConnectionError(f"subscribing after connecting failed: {exc!r}")
+            refused = [f for f, code in zip(filters, codes, strict=False) if code >= 0x80]
+            if refused:
+                logger.error("the broker refused subscriptions to %s", ", ".join(refused))
+        self._sink.link_changed(link_event("up", "connected", session_present))
+        return None
+
+    async def _keep_connected(self) -> None:
+        delay = self.backoff[0]
+        while True:
+            await self._lost.wait()
+            error = await self._connect_once()
+            if error is None:
+                delay = self.backoff[0]
+                logger.info("reconnected to %s", self.config.safe_url())
+                continue
+            logger.warning(
+                "MQTT broker %s unreachable (%s); retrying in %.1fs",
+                self.config.safe_url(),
+                error,
+                delay,
+            )
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, self.backoff[1])
+
+    async def _keepalive(self) -> None:
+        """paho's timer duties (PINGREQ, and noticing a silent broker, 3.1.1 §3.1.2.10)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self._client is not None and self.connected:
+                self._client.loop_misc()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        client = self._client
+        if client is not None and self.connected:
+            self._down.clear()
+            client.disconnect()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self._down.wait()
+        await self._close_client()
+
+    def _drop_socket(self) -> None:
+        if self._client is not None:
+            # paho has no public "close now"; this closes the socket and calls _unwatch.
+            self._client._sock_close()
+        self._unwatch()
+
+    async def _close_client(self) -> None:
+        self._drop_socket()
+        self._client = None
+        self.connected = False
+        self._fail(self._requests, ConnectionError("the MQTT link closed"))
+        self._fail(self._publishes, ConnectionError("the MQTT link closed"))
+
+    @staticmethod
+    def _fail(pending: dict[int, asyncio.Future[list[int]]], exc: BaseException) -> None:
+        waiting = list(pending.values())
+        pending.clear()
+        for future in waiting:
+            if not future.done():
+                future.set_exception(exc)
+
+    async def publish(self, message: Publish) -> asyncio.Future[list[int]] | None:
+        while True:
+            client = self._client
+            if client is None or (not self.connected and message.qos == 0):
+                raise ConnectionError("the MQTT link is down")
+            info = client.publish(
+                message.topic,
+                message.payload,
+                message.qos,
+                message.retain,
+                properties_from_dict(message.properties) if self.mqtt_version == "5.0" else None,
+            )
+            if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+                raise ConnectionError(f"publish failed: {paho.error_string(info.rc)}")
+            if message.request_id is None:
+                return None
+            assert self._loop is not None
+            future = self._loop.create_future()
+            if info.is_published():
+                future.set_result([])
+            else:
+                self._publishes[info.mid] = future
+            return future
+
+    async def subscribe(self, filters: dict[str, int]) -> list[int]:
+        share = self.config.share_group
+        topics = [(f"$share/{share}/{f}" if share else f, qos) for f, qos in filters.items()]
+        return await self._request(lambda c: c.subscribe(topics))
+
+    async def unsubscribe(self, filters: list[str]) -> list[int]:
+        share = self.config.share_group
+        topics = [f"$share/{share}/{f}" if share else f for f in filters]
+        return await self._request(lambda c: c.unsubscribe(topics))
+
+    async def _request(self, call: Callable[[paho.Client], tuple[int, int | None]]) -> list[int]:
+        client = self._client
+        if client is None or not self.connected:
+            raise ConnectionError("the MQTT link is down")
+        assert self._loop is not None
+        rc, mid = call(client)
+        if rc != paho.MQTT_ERR_SUCCESS or mid is None:
+            raise ConnectionError(f"request failed: {paho.error_string(rc)}")
+        future = self._requests[mid] = self._loop.create_future()
+        async with asyncio.timeout(30):
+            return await future
+
+    def pause_reading(self) -> None:
+        self._paused = True
+        self._apply_reading()
+
+    def resume_reading(self) -> None:
+        self._paused = False
+        self._apply_reading()
+
+    # -- socket plumbing (paho's external-loop callbacks) --------------------
+
+    def _in_loop(self, function: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        if threading.get_ident() == self._loop_thread:
+            function(*args)
+        else:
+            self._loop.call_soon_threadsafe(function, *args)
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._watch, client, sock.fileno())
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._unwatch)
+
+    def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._want_write, client, True)
+
+    def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._want_write, client, False)
+
+    def _watch(self, client: paho.Client, fd: int) -> None:
+        if client is not self._client or fd < 0:
+            return
+        self._fd = fd
+        self._apply_reading()
+        if client.want_write():
+            self._want_write(client, True)
+
+    def _unwatch(self) -> None:
+        assert self._loop is not None
+        if self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+            self._fd = None
+            self._reading = False
+
+    def _apply_reading(self) -> None:
+        assert self._loop is not None
+        if self._fd is None:
+            return
+        if self._paused and self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+        elif not self._paused and not self._reading:
+            self._loop.add_reader(self._fd, self._readable)
+            self._reading = True
+
+    def _want_write(self, client: paho.Client, wanted: bool) -> None:
+        assert self._loop is not None
+        if client is not self._client or self._fd is None:
+            return
+        if wanted:
+            self._loop.add_writer(self._fd, self._writable)
+        else:
+            self._loop.remove_writer(self._fd)
+
+    def _readable(self) -> None:
+        client = self._client
+        for _ in range(READS_PER_WAKEUP):
+            if client is None or client is not self._client or self._paused:
+                return
+            before = self._messages_read
+            client.loop_read()
+            if self._messages_read == before:
+                return
+
+    def _writable(self) -> None:
+        client = self._client
+        if client is not None:
+            client.loop_write()
+
+    # -- paho callbacks (on the loop thread, from loop_read/loop_write) -----
+
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result((reason, bool(flags.session_present)))
+
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        if client is not self._client:
+            return
+        was_connected, self.connected = self.connected, False
+        self._down.set()
+        self._generation += 1
+        self._fail(self._requests, ConnectionError(f"the MQTT link went down ({reason})"))
+        self._room.set()
+        if was_connected and not self._stopping:
+            logger.warning("lost the MQTT broker %s (%s)", self.config.safe_url(), reason)
+            assert self._sink is not None
+            self._sink.link_changed(link_event("down", str(reason)))
+            self._lost.set()
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        self._messages_read += 1
+        incoming = Incoming(
+            msg.topic,
+            msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload),
+            msg.qos,
+            bool(msg.retain),
+            bool(msg.dup),
+            properties_to_dict(getattr(msg, "properties", None)),
+        )
+        ack = None
+        if msg.qos:
+            generation, mid, qos = self._generation, msg.mid, msg.qos
+
+            def ack() -> None:
+                if generation == self._generation and client is self._client:
+                    client.ack(mid, qos)
+
+        assert self._sink is not None
+        self._sink.deliver(incoming, ack)
+
+    def _on_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
+    ) -> None:
+        future = self._publishes.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result([reason.value])
+        self._room.set()
+
+    def _on_suback(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        future = self._requests.pop(mid, None)
+        if future is not None and not future.done():
+            codes = reasons if isinstance(reasons, list) else [reasons]
+            future.set_result([code.value for code in codes])

@@ -1,0 +1,149 @@
+"""protocols.instances: keyed instances, ordered feeding, idle/LRU ends, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable
+from typing import Any
+
+from gateway.types import Message, Receive, Scope, Send
+from protocols.instances import ApplicationInstance, InstanceManager
+
+WAIT = 5.0
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def recording_app(log: asyncio.Queue[tuple[Any, Message]]) -> Any:
+    async def application(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            await log.put((scope["key"], message))
+            if message["type"] == "test.boom":
+                raise RuntimeError("boom")
+            if message["type"] == "test.disconnect":
+                return
+
+    return application
+
+
+def manager(log: asyncio.Queue[tuple[Any, Message]], **options: Any) -> InstanceManager:
+    async def send(message: Message) -> None:
+        pass
+
+    def send_factory(key: Hashable, scope: Scope) -> Send:
+        return send
+
+    return InstanceManager(
+        recording_app(log),
+        scope_factory=lambda key: {"type": "test", "key": key},
+        send_factory=send_factory,
+        **options,
+    )
+
+
+async def take(log: asyncio.Queue[tuple[Any, Message]]) -> tuple[Any, Message]:
+    async with asyncio.timeout(WAIT):
+        return await log.get()
+
+
+async def take_two(log: asyncio.Queue[tuple[Any, Message]]) -> list[tuple[Any, Message]]:
+    """Two entries from instances running in parallel, sorted by key."""
+    return sorted([await take(log), await take(log)], key=lambda entry: entry[0])
+
+
+async def test_reason_aware_terminal_message_for_idle_evicted_and_shutdown() -> None:
+    log: asyncio.Queue[tuple[Any, Message]] = asyncio.Queue()
+    clock = Clock()
+    instances = manager(
+        log,
+        terminal_message=lambda reason: {"type": "test.disconnect", "reason": reason},
+        idle_timeout=10,
+        max_instances=2,
+        clock=clock,
+    )
+    await instances.dispatch("a", {"type": "test.event", "n": 1})
+    await instances.dispatch("b", {"type": "test.event", "n": 2})
+    assert [await take(log) for _ in range(2)] == [
+        ("a", {"type": "test.event", "n": 1}),
+        ("b", {"type": "test.event", "n": 2}),
+    ]
+    await instances.dispatch("c", {"type": "test.event", "n": 3})  # evicts "a", the LRU
+    assert await take_two(log) == [
+        ("a", {"type": "test.disconnect", "reason": "evicted"}),
+        ("c", {"type": "test.event", "n": 3}),
+    ]
+    clock.now += 11
+    assert sorted(instances.expire_idle()) == ["b", "c"]
+    assert await take_two(log) == [
+        ("b", {"type": "test.disconnect", "reason": "idle"}),
+        ("c", {"type": "test.disconnect", "reason": "idle"}),
+    ]
+    await instances.dispatch("d", {"type": "test.event", "n": 4})
+    await take(log)
+    await instances.shutdown()
+    assert await take(log) == ("d", {"type": "test.disconnect", "reason": "shutdown"})
+
+
+async def test_zero_argument_terminal_message_still_works() -> None:
+    log: asyncio.Queue[tuple[Any, Message]] = asyncio.Queue()
+    instances = manager(log, terminal_message=lambda: {"type": "test.disconnect"})
+    await instances.dispatch("a", {"type": "test.event"})
+    await take(log)
+    await instances.close("a")
+    assert await take(log) == ("a", {"type": "test.disconnect"})
+    assert len(instances) == 0
+
+
+async def test_on_exit_reports_failures_and_drain_returns_unread_messages() -> None:
+    log: asyncio.Queue[tuple[Any, Message]] = asyncio.Queue()
+    ended: list[tuple[Hashable, ApplicationInstance, list[Message]]] = []
+    done = asyncio.Event()
+
+    def on_exit(key: Hashable, instance: ApplicationInstance) -> None:
+        ended.append((key, instance, instance.drain()))
+        done.set()
+
+    instances = manager(log, terminal_message=lambda: {"type": "test.disconnect"}, on_exit=on_exit)
+    instance = instances.get("k")
+    instance.put_nowait({"type": "test.boom"})
+    instance.put_nowait({"type": "test.event", "n": "unread"})
+    async with asyncio.timeout(WAIT):
+        await done.wait()
+    key, gone, unread = ended[0]
+    assert (key, isinstance(gone.failed, RuntimeError)) == ("k", True)
+    assert unread == [{"type": "test.event", "n": "unread"}]
+    assert "k" not in instances.instances
+
+
+async def test_wait_for_room_returns_when_the_instance_reads_or_ends() -> None:
+    gate = asyncio.Event()
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await gate.wait()
+        await receive()
+
+    async def send(message: Message) -> None:
+        pass
+
+    instance = ApplicationInstance(slow, {"type": "test"}, send, queue_size=1)
+    instance.put_nowait({"type": "test.one"})
+    await asyncio.sleep(0)  # let the instance take the first message
+    instance.put_nowait({"type": "test.two"})
+    waiter = asyncio.create_task(instance.wait_for_room())
+    await asyncio.sleep(0)
+    assert not waiter.done()  # full, and the instance is busy
+    gate.set()
+    async with asyncio.timeout(WAIT):
+        await waiter
+    await instance.close(None, 1)
+    await instance.wait_for_room()  # an ended instance never blocks the caller
