@@ -20,15 +20,26 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
+
+from gateway.types import ASGIApp
+
+if TYPE_CHECKING:
+    from protocols.http_routes import HttpRoute
+    from protocols.service import Service
 
 logger = logging.getLogger("gateway.server")
 
 
 class Launcher(Protocol):
-    """What a ``protocols.<name>.launcher`` module provides to the CLI."""
+    """What a ``protocols.<name>.launcher`` module provides to the CLI.
+
+    A launcher whose service takes requests over HTTP (Telegram webhooks) also
+    defines ``http_route(service, args) -> protocols.http_routes.HttpRoute | None``;
+    gateway's web server then serves that route (see :func:`build_services`).
+    """
 
     #: One line shown by ``gateway --help``.
     HELP: str
@@ -154,6 +165,14 @@ def add_app_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def build_services(args: argparse.Namespace) -> list[Any]:
+    """The services of one ``gateway`` command, in start order.
+
+    Routes a service needs served over HTTP (:func:`http_route`) are served by
+    gateway's web server: under ``gateway run`` on the web server's own port, in
+    front of the project's application; under ``gateway <name>`` by a web server
+    for those routes alone, started before the service so the routes answer as
+    soon as the service announces them (e.g. ``setWebhook``).
+    """
     if args.command == "worker":
         launcher = load_launcher("worker")
         assert launcher is not None  # gateway's own module
@@ -162,15 +181,47 @@ def build_services(args: argparse.Namespace) -> list[Any]:
     if args.command != "run":
         launcher = load_launcher(args.command)
         assert launcher is not None  # the subcommand exists only when it loaded
-        return [launcher.build(application, args)]
-    services = []
+        service = launcher.build(application, args)
+        route = http_route(launcher, service, args)
+        if route is None:
+            return [service]
+        return [route_server(route), service]
+    built: dict[str, Any] = {}
+    routes: dict[str, ASGIApp] = {}
     for name in LAUNCHERS:
         launcher = load_launcher(name)
-        if launcher is not None and launcher.wanted(application, args):
-            services.append(launcher.build(application, args))
-    if not services:
+        if name == "web" or launcher is None or not launcher.wanted(application, args):
+            continue
+        built[name] = launcher.build(application, args)
+        route = http_route(launcher, built[name], args)
+        if route is not None:
+            routes[route.path] = route.app
+    web = load_launcher("web")
+    if web is not None and (routes or web.wanted(application, args)):
+        from protocols.http_routes import PathDispatcher
+
+        served = PathDispatcher(routes, application) if routes else application
+        built["web"] = web.build(served, args)
+    elif routes:
+        raise ImproperlyConfigured("webhooks need gateway's web server, which is not installed")
+    if not built:
         raise ImproperlyConfigured("the application routes to no protocol gateway can serve")
-    return services
+    return [built[name] for name in LAUNCHERS if name in built]
+
+
+def http_route(launcher: Launcher, service: Any, args: argparse.Namespace) -> HttpRoute | None:
+    """The :class:`~protocols.http_routes.HttpRoute` ``service`` needs served, or None."""
+    describe = getattr(launcher, "http_route", None)
+    return describe(service, args) if describe is not None else None
+
+
+def route_server(route: HttpRoute) -> Service:
+    """Gateway's web server serving ``route`` alone, on the route's host and port."""
+    from protocols.websocket.config import Config
+    from protocols.websocket.server import WebServer
+
+    config = Config(host=route.host, port=route.port, lifespan="off", access_log=False)
+    return WebServer(route.app, config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

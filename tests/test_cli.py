@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from gateway.cli import LAUNCHERS
+from gateway.cli import LAUNCHERS, build_parser, build_services
+from gateway.routing import ProtocolTypeRouter
+from gateway.testing.botapi import BotAPIServer
+from gateway.types import Receive, Scope, Send
+from protocols.runner import run_services
+from tests.protocols.telegram.test_seed import ChattyBotConsumer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,3 +73,52 @@ def test_bad_app_is_one_clear_line(app: str, message: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
+
+
+async def project_http(scope: Scope, receive: Receive, send: Send) -> None:
+    """The project's own HTTP: one plain-text page."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"project page"})
+
+
+WEB_AND_BOT = ProtocolTypeRouter({"http": project_http, "telegram": ChattyBotConsumer.as_asgi()})
+
+
+async def test_run_serves_telegram_webhooks_on_the_web_servers_port(settings: object) -> None:
+    async with BotAPIServer() as api:
+        token = api.add_bot("hook_bot")
+        settings.TELEGRAM_BOT_TOKEN = token  # type: ignore[attr-defined]
+        settings.TELEGRAM_API_URL = api.base_url  # type: ignore[attr-defined]
+        listening = socket.create_server(("127.0.0.1", 0))
+        port = listening.getsockname()[1]
+        args = build_parser().parse_args(
+            [
+                "run",
+                f"{__name__}:WEB_AND_BOT",
+                f"--fd={listening.detach()}",  # the web server owns the socket from here
+                "--no-access-log",
+                "--telegram-transport=webhook",
+                f"--webhook-url=http://127.0.0.1:{port}/telegram/webhook",
+            ]
+        )
+        services = build_services(args)
+        assert [service.name for service in services] == ["web", "telegram"]
+        stop = asyncio.Event()
+        running = asyncio.create_task(run_services(services, 2, stop))
+        try:
+            api.user_message(token, "over the web port", chat_id=5)
+            (reply,) = await api.wait_sent(token, 5)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                page = await client.get("/telegram/webhooks-are-elsewhere")
+                forged = await client.post(
+                    f"/telegram/webhook/{token.split(':')[0]}", json={"update_id": 1}
+                )
+        finally:
+            stop.set()
+            async with asyncio.timeout(10):
+                await running
+    assert reply["text"] == "You said: over the web port"
+    (webhook,) = api.calls(token, "setWebhook")
+    assert webhook["url"] == f"http://127.0.0.1:{port}/telegram/webhook/{token.split(':')[0]}"
+    assert (page.status_code, page.text) == (200, "project page")
+    assert forged.status_code == 403  # no X-Telegram-Bot-Api-Secret-Token

@@ -20,11 +20,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from gateway.testing.botapi import BotAPIServer
+from protocols.http_routes import HttpRoute
 from protocols.service import Service
 from protocols.telegram.client import DEFAULT_API_URL
 from protocols.telegram.flood import FloodLimits
 from protocols.telegram.server import BotConfig, ServerOptions, TelegramServer
-from protocols.telegram.webhook import WebhookApp, WebhookListener
+from protocols.telegram.webhook import WebhookApp
 
 HELP = "serve Telegram bots by long polling or webhook (--local-api: try one offline)"
 
@@ -44,9 +45,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("TELEGRAM_WEBHOOK_URL"),
         help="public URL Telegram posts to; each bot gets <url>/<bot id> ($TELEGRAM_WEBHOOK_URL)",
     )
-    add("--webhook-host", default="127.0.0.1", help="address for webhooks (default: %(default)s)")
-    add("--webhook-port", type=int, default=8443, help="port for webhooks (default: %(default)s)")
-    add("--webhook-path", default="/telegram/webhook", help="path prefix (default: %(default)s)")
+    add(
+        "--webhook-host",
+        default="127.0.0.1",
+        help="address for webhooks in `gateway telegram` (`gateway run`: the web server's; "
+        "default: %(default)s)",
+    )
+    add(
+        "--webhook-port",
+        type=int,
+        default=8443,
+        help="port for webhooks in `gateway telegram` (`gateway run`: the web server's; "
+        "default: %(default)s)",
+    )
+    add(
+        "--webhook-path",
+        default="/telegram/webhook",
+        help="path the web server routes to the bots (default: %(default)s)",
+    )
     add(
         "--telegram-idle-timeout",
         type=float,
@@ -141,16 +157,26 @@ def build(application: Any, args: argparse.Namespace) -> Service:
         return TelegramServer(application, bots, options)
     if not args.webhook_url:
         raise ImproperlyConfigured("webhook transport needs --webhook-url (TELEGRAM_WEBHOOK_URL)")
+    if not args.webhook_path.startswith("/") or not args.webhook_path.strip("/"):
+        raise ImproperlyConfigured("--webhook-path must start with '/' and not be '/'")
     base = args.webhook_url.rstrip("/")
     secret = os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None
     bots = [
         BotConfig(token, api_url(), f"{base}/{token.split(':', 1)[0]}", secret) for token in tokens
     ]
-    server = TelegramServer(application, bots, options)
-    listener = WebhookListener(
-        WebhookApp(server, args.webhook_path), args.webhook_host, args.webhook_port
-    )
-    return Together("telegram", [listener, server])
+    return TelegramServer(application, bots, options)
+
+
+def http_route(service: Service, args: argparse.Namespace) -> HttpRoute | None:
+    """The webhook route the web server must serve for ``service`` (webhook transport only).
+
+    ``gateway.cli`` mounts it into the web server of ``gateway run``, or runs a web
+    server for it alone on ``--webhook-host``/``--webhook-port`` in ``gateway telegram``.
+    """
+    if not isinstance(service, TelegramServer) or service.options.transport != "webhook":
+        return None
+    app = WebhookApp(service, args.webhook_path)
+    return HttpRoute(app.path, app, args.webhook_host, args.webhook_port)
 
 
 class Together(Service):

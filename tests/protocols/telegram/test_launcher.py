@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
+import httpx
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway.cli import build_parser
+from gateway.cli import build_parser, build_services
 from gateway.routing import ProtocolTypeRouter
+from gateway.testing.botapi import BotAPIServer
+from protocols.runner import run_services
 from protocols.telegram import launcher
 from protocols.telegram.server import TelegramServer
+from protocols.websocket.server import WebServer
 from tests.protocols.telegram.test_seed import ChattyBotConsumer
 
 APP = ProtocolTypeRouter({"telegram": ChattyBotConsumer.as_asgi()})
@@ -61,9 +66,7 @@ async def test_local_api_mode_serves_a_bot_offline(settings: object) -> None:
     assert reply["text"] == "You said: hi"
 
 
-async def test_webhook_mode_standalone_listener(settings: object) -> None:
-    from gateway.testing.botapi import BotAPIServer
-
+async def test_webhook_mode_standalone_is_served_by_the_web_server(settings: object) -> None:
     async with BotAPIServer() as api:
         token = api.add_bot("hook_bot")
         settings.TELEGRAM_BOT_TOKEN = token  # type: ignore[attr-defined]
@@ -72,16 +75,48 @@ async def test_webhook_mode_standalone_listener(settings: object) -> None:
         args = build_parser().parse_args(
             [
                 "telegram",
+                f"{__name__}:APP",
                 "--telegram-transport=webhook",
-                f"--webhook-url=http://127.0.0.1:{port}/telegram/webhook",
+                f"--webhook-url=http://127.0.0.1:{port}/hooks",
                 f"--webhook-port={port}",
+                "--webhook-path=/hooks",
             ]
         )
-        service = launcher.build(APP, args)
-        await service.start()
+        web, telegram = build_services(args)
+        assert isinstance(web, WebServer)
+        assert isinstance(telegram, TelegramServer)
+        stop = asyncio.Event()
+        running = asyncio.create_task(run_services([web, telegram], 2, stop))
         try:
             api.user_message(token, "hook", chat_id=3)
             (reply,) = await api.wait_sent(token, 3)
+            (webhook,) = api.calls(token, "setWebhook")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                elsewhere = await client.post("/telegram/webhook/1", json={})
         finally:
-            await service.stop(2)
+            stop.set()
+            async with asyncio.timeout(10):
+                await running
     assert reply["text"] == "You said: hook"
+    assert webhook["url"] == f"http://127.0.0.1:{port}/hooks/{token.split(':')[0]}"
+    assert elsewhere.status_code == 404
+
+
+def test_webhook_path_must_be_below_the_root(settings: object) -> None:
+    settings.TELEGRAM_BOT_TOKEN = "123:abc"  # type: ignore[attr-defined]
+    args = build_parser().parse_args(
+        [
+            "telegram",
+            "--telegram-transport=webhook",
+            "--webhook-url=https://bot.example.com/",
+            "--webhook-path=/",
+        ]
+    )
+    with pytest.raises(ImproperlyConfigured, match="--webhook-path"):
+        launcher.build(APP, args)
+
+
+def test_polling_needs_no_http_route(settings: object) -> None:
+    settings.TELEGRAM_BOT_TOKEN = "123:abc"  # type: ignore[attr-defined]
+    args = build_parser().parse_args(["telegram"])
+    assert launcher.http_route(launcher.build(APP, args), args) is None
