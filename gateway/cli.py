@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    from protocols.runner import run_services
+    from protocols.runner import ServiceStartError, run_services
 
     try:
         services = build_services(args)
@@ -239,6 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImproperlyConfigured as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
+    except ServiceStartError as exc:
+        print(f"gateway: cannot start {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

@@ -14,6 +14,14 @@ logger = logging.getLogger("gateway.server")
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
 
+class ServiceStartError(Exception):
+    """A service could not start: a port is taken, a broker or Bot API is unreachable."""
+
+    def __init__(self, service: str, cause: OSError) -> None:
+        super().__init__(f"{service}: {cause}")
+        self.service = service
+
+
 async def run_services(
     services: Sequence[Service],
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
@@ -23,7 +31,8 @@ async def run_services(
 
     Services are stopped in reverse start order, each within ``shutdown_timeout``
     seconds. A service that fails to start stops the ones already started and the
-    error propagates, so the process exits non-zero with the reason.
+    error propagates, so the process exits non-zero with the reason; an ``OSError``
+    (address in use, connection refused) becomes :class:`ServiceStartError`.
     """
     stop_event = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -37,7 +46,10 @@ async def run_services(
     started: list[Service] = []
     try:
         for service in services:
-            await service.start()
+            try:
+                await service.start()
+            except OSError as exc:
+                raise ServiceStartError(service.name, exc) from exc
             started.append(service)
             logger.info("%s started", service.name)
         await stop_event.wait()

@@ -122,3 +122,19 @@ async def test_run_serves_telegram_webhooks_on_the_web_servers_port(settings: ob
     assert webhook["url"] == f"http://127.0.0.1:{port}/telegram/webhook/{token.split(':')[0]}"
     assert (page.status_code, page.text) == (200, "project page")
     assert forged.status_code == 403  # no X-Telegram-Bot-Api-Secret-Token
+
+
+def test_a_taken_port_is_one_clear_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = gateway(
+            "web", "tests.asgi:application", "--port", str(port),
+            env={"DJANGO_SETTINGS_MODULE": "tests.settings"},
+        )  # fmt: skip
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if not line[:4].isdigit()]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("gateway: cannot start web: ")
+    assert "address already in use" in errors[0].lower()
