@@ -1,0 +1,109 @@
+"""``manage.py runserver`` serving ``ASGI_APPLICATION`` through gateway's web server.
+
+Django's own runserver speaks WSGI only; with ``gateway`` in INSTALLED_APPS (listed
+before ``django.contrib.staticfiles``, whose runserver would otherwise win) this
+command keeps Django's options, checks and autoreloader, and serves HTTP and
+WebSocket. Static files are served in DEBUG (or with ``--insecure``) by
+``django.contrib.staticfiles``' ASGI handler, as Django's runserver does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import sys
+from typing import Any, cast
+
+from django.apps import apps
+from django.conf import settings
+from django.core.management.base import CommandParser
+from django.core.management.commands.runserver import Command as DjangoRunserver
+from django.db import connections
+
+from gateway.types import ASGIApp
+from protocols.runner import run_services
+from protocols.service import Service
+from protocols.websocket.config import Config
+from protocols.websocket.server import WebServer
+
+
+class _Announce(Service):
+    """Prints Django's "Starting development server at ..." once the port is bound."""
+
+    name = "banner"
+
+    def __init__(self, server: WebServer, command: Command) -> None:
+        self.server = server
+        self.command = command
+
+    async def start(self) -> None:
+        self.command.on_bind(self.server.port)
+
+    async def stop(self, timeout: float) -> None:
+        return None
+
+
+class Command(DjangoRunserver):
+    help = "Starts gateway's HTTP/WebSocket development server (ASGI_APPLICATION)."
+    addr: str  # set by Django's handle() from the addrport argument
+    port: str
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--nostatic",
+            action="store_false",
+            dest="use_static_handler",
+            help="Do NOT serve static files at STATIC_URL.",
+        )
+        parser.add_argument(
+            "--insecure",
+            action="store_true",
+            dest="insecure_serving",
+            help="Serve static files even if DEBUG is False.",
+        )
+
+    def get_application(self, options: dict[str, Any]) -> ASGIApp:
+        from gateway.routing import get_default_application
+
+        application: ASGIApp = get_default_application()
+        serve_static = options.get("use_static_handler", True) and (
+            settings.DEBUG or options.get("insecure_serving", False)
+        )
+        if serve_static and apps.is_installed("django.contrib.staticfiles"):
+            from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+            # Django types the wrapped application as its own ASGIHandler; any ASGI app works.
+            application = cast(ASGIApp, ASGIStaticFilesHandler(cast(Any, application)))
+        return application
+
+    def inner_run(self, *args: Any, **options: Any) -> None:
+        from django.utils import autoreload
+
+        autoreload.raise_last_exception()
+        if not options["skip_checks"]:
+            self.stdout.write("Performing system checks...\n\n")
+            self.check(display_num_errors=True)
+        self.check_migrations()
+        for conn in connections.all(initialized_only=True):
+            conn.close()
+        access = logging.getLogger("gateway.web.access")
+        if not access.handlers:  # show requests, as Django's runserver does
+            access.addHandler(logging.StreamHandler())
+            access.setLevel(logging.INFO)
+        host = "0.0.0.0" if self.addr == "0" else self.addr
+        server = WebServer(self.get_application(options), Config(host=host, port=int(self.port)))
+        try:
+            asyncio.run(run_services([server, _Announce(server, self)], shutdown_timeout=5.0))
+        except OSError as exc:
+            messages = {
+                errno.EACCES: "You don't have permission to access that port.",
+                errno.EADDRINUSE: "That port is already in use.",
+                errno.EADDRNOTAVAIL: "That IP address can't be assigned to.",
+            }
+            self.stderr.write(f"Error: {messages.get(exc.errno or 0, exc)}")
+            os._exit(1)  # sys.exit does not end the process from the reloader's thread
+        except KeyboardInterrupt:
+            sys.exit(0)

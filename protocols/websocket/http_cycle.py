@@ -1,0 +1,278 @@
+"""One HTTP request/response exchange between a connection and the ASGI application.
+
+ASGI HTTP spec 2.4: the body reaches the application as ``http.request`` chunks
+while it arrives (at most ``max_body_buffer`` bytes are held before the connection
+stops reading), the response is written as ``http.response.body`` chunks arrive
+(Content-Length when known, else chunked), and ``http.disconnect`` is delivered when
+the client goes away or once the response is complete.
+
+:meth:`RequestCycle.run` is the error boundary: an application that fails before
+starting its response gets a 500; one that fails mid-response has its connection
+closed, so the client sees a truncated message rather than a wrong one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections import deque
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from protocols.websocket.accesslog import log_http
+from protocols.websocket.errors import ProtocolViolation
+
+if TYPE_CHECKING:
+    from protocols.websocket.http import HttpProtocol
+
+logger = logging.getLogger("gateway.web")
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def date_header() -> bytes:
+    """RFC 9110 6.6.1: an origin server with a clock sends Date (cached per second)."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, b"date: %s\r\n" % email.utils.formatdate(now, usegmt=True).encode())
+    return _date_cache[1]
+
+
+def status_line(status: int) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))
+
+
+def simple_response(status: int, text: str, close: bool = True) -> bytes:
+    """A complete plain-text response, for answers the server gives by itself."""
+    body = text.encode()
+    head = [
+        status_line(status),
+        b"content-type: text/plain; charset=utf-8\r\n",
+        b"content-length: %d\r\n" % len(body),
+    ]
+    if close:
+        head.append(b"connection: close\r\n")
+    return b"".join(head) + b"\r\n" + body
+
+
+class RequestCycle:
+    __slots__ = (
+        "_body",
+        "_body_delivered",
+        "_body_size",
+        "_bytes_sent",
+        "_chunked",
+        "_conn",
+        "_continue_pending",
+        "_head",
+        "_length_left",
+        "_peer_finished",
+        "_status",
+        "_waiter",
+        "body_complete",
+        "disconnected",
+        "keep_alive",
+        "response_complete",
+        "response_started",
+        "scope",
+    )
+
+    def __init__(
+        self, conn: HttpProtocol, scope: dict[str, Any], keep_alive: bool, expect_continue: bool
+    ) -> None:
+        self._conn = conn
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self._continue_pending = expect_continue
+        self._body: deque[bytes] = deque()
+        self._body_size = 0
+        self._body_delivered = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.body_complete = False
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self._head: list[bytes] = []
+        self._status = 0
+        self._chunked = False
+        self._length_left: int | None = None
+        self._bytes_sent = 0
+        self._peer_finished = False
+
+    # -- fed by the connection -------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def feed_body(self, chunk: bytes) -> None:
+        self._body.append(chunk)
+        self._body_size += len(chunk)
+        self._wake()
+
+    def end_body(self) -> None:
+        self.body_complete = True
+        self._wake()
+
+    def peer_finished(self) -> None:
+        """The client sent FIN after its request: tell the app, but keep writing."""
+        self._peer_finished = True
+        self._wake()
+
+    def client_gone(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    @property
+    def buffered(self) -> int:
+        return self._body_size
+
+    # -- the application side ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the application for this request; never raises (but lets cancellation out)."""
+        try:
+            await self._conn.ctx.app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Exception in ASGI application (%s %s)", *self._request_line())
+            if not self.response_started:
+                self._fail(500, "Internal Server Error")
+            else:
+                self._conn.close()
+        else:
+            if not self.response_started:
+                logger.error(
+                    "ASGI application returned without a response (%s %s)", *self._request_line()
+                )
+                self._fail(500, "Internal Server Error")
+            elif not self.response_complete:
+                logger.error(
+                    "ASGI application returned mid-response (%s %s)", *self._request_line()
+                )
+                self._conn.close()
+        finally:
+            self._conn.cycle_done(self)
+
+    def _request_line(self) -> tuple[str, str]:
+        return self.scope["method"], self.scope["path"]
+
+    def _fail(self, status: int, text: str) -> None:
+        self.response_started = self.response_complete = True
+        self.keep_alive = False
+        if not self.disconnected:
+            self._conn.write(simple_response(status, text))
+        if self._conn.ctx.config.access_log:
+            log_http(self.scope, status, len(text))
+
+    async def receive(self) -> dict[str, Any]:
+        while True:
+            if self._body or (self.body_complete and not self._body_delivered):
+                body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
+                self._body.clear()
+                self._body_size = 0
+                self._body_delivered = self.body_complete
+                self._conn.body_consumed()
+                return {"type": "http.request", "body": body, "more_body": not self.body_complete}
+            if self.disconnected or self.response_complete or self._peer_finished:
+                return {"type": "http.disconnect"}
+            if self._continue_pending and not self.body_complete:
+                # RFC 9110 10.1.1: the client waits for this before sending the body.
+                self._continue_pending = False
+                if not self.response_started:
+                    self._conn.write(CONTINUE)
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+    async def send(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if not self.response_started:
+            if kind != "http.response.start":
+                raise ProtocolViolation(f"expected 'http.response.start', got {kind!r}")
+            self._start(message)
+            return
+        if kind != "http.response.body":
+            raise ProtocolViolation(f"expected 'http.response.body', got {kind!r}")
+        if self.response_complete:
+            raise ProtocolViolation("'http.response.body' after the response completed")
+        if self.disconnected:
+            return  # the client is gone; Django and others learn it from http.disconnect
+        body: bytes = message.get("body", b"")
+        more_body: bool = message.get("more_body", False)
+        self._write_body(body, more_body)
+        if not more_body:
+            self.response_complete = True
+            if self._conn.ctx.config.access_log:
+                log_http(self.scope, self._status, self._bytes_sent)
+            self._wake()
+            self._conn.response_done(self)
+        elif self._conn.flow.paused:
+            await self._conn.flow.drain()
+
+    def _start(self, message: dict[str, Any]) -> None:
+        status = int(message["status"])
+        self.response_started = True
+        self._status = status
+        head = [status_line(status), date_header()]
+        length: int | None = None
+        for name, value in message.get("headers", ()):
+            lname = name.lower()
+            if lname == b"content-length":
+                length = int(value)
+            elif lname == b"connection" and value.lower() == b"close":
+                self.keep_alive = False
+            elif lname == b"transfer-encoding":
+                continue  # we choose the framing ourselves
+            head.append(b"%s: %s\r\n" % (name, value))
+        self._length_left = length
+        if length is not None:
+            head.append(b"content-length: %d\r\n" % length)
+        self._head = head
+
+    def _write_body(self, body: bytes, more_body: bool) -> None:
+        no_body = (
+            self.scope["method"] == "HEAD"
+            or self._status in (204, 304)
+            or (100 <= self._status < 200)
+        )
+        out: list[bytes] = []
+        if self._head:
+            head = self._head
+            self._head = []
+            if self._length_left is None and not no_body:
+                if more_body:
+                    self._chunked = True
+                    head.append(b"transfer-encoding: chunked\r\n")
+                else:
+                    head.append(b"content-length: %d\r\n" % len(body))
+                    self._length_left = len(body)
+            if not self.keep_alive:
+                head.append(b"connection: close\r\n")
+            head.append(b"\r\n")
+            out.extend(head)
+        if not no_body:
+            if self._chunked:
+                if body:
+                    out.append(b"%x\r\n%s\r\n" % (len(body), body))
+                if not more_body:
+                    out.append(b"0\r\n\r\n")
+            else:
+                if self._length_left is not None and len(body) > self._length_left:
+                    raise ProtocolViolation("response body longer than its Content-Length")
+                if self._length_left is not None:
+                    self._length_left -= len(body)
+                out.append(body)
+            self._bytes_sent += len(body)
+        if not more_body and not self._chunked and self._length_left and not no_body:
+            # The body ended short of its Content-Length: the connection cannot be reused.
+            self.keep_alive = False
+        self._conn.write(b"".join(out))

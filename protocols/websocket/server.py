@@ -1,0 +1,136 @@
+"""The HTTP/1.1 + WebSocket server as a :class:`protocols.service.Service`.
+
+Example, serving on an ephemeral port and reading it back::
+
+    server = WebServer(application, Config(port=0))
+    await server.start()          # lifespan startup, then the socket is listening
+    print(server.port)            # the bound port
+    ...
+    await server.stop(timeout=5)  # graceful: see stop()
+
+To run it from synchronous code (live-server tests), use
+:class:`protocols.websocket.thread.ServerThread`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+
+from gateway.types import ASGIApp
+from protocols.service import Service
+from protocols.websocket.config import Config
+from protocols.websocket.context import ServerContext
+from protocols.websocket.http import HttpProtocol
+from protocols.websocket.lifespan import Lifespan
+
+logger = logging.getLogger("gateway.web")
+
+
+class WebServer(Service):
+    """Serve any ASGI 3 application over HTTP/1.1 and WebSocket."""
+
+    name = "web"
+
+    def __init__(self, app: ASGIApp, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.ctx = ServerContext(app, self.config)
+        self.lifespan = Lifespan(app, self.config.lifespan)
+        self._server: asyncio.Server | None = None
+        self._port: int | None = None
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return list(self._server.sockets) if self._server is not None else []
+
+    @property
+    def port(self) -> int:
+        """The TCP port bound by :meth:`start` (useful with ``port=0``)."""
+        if self._port is None:
+            raise RuntimeError("the server has not started on a TCP socket")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.config.is_ssl else "http"
+        return f"{scheme}://{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Run lifespan startup, then bind and listen; return once serving."""
+        await self.lifespan.startup()
+        if self.lifespan.supported:
+            self.ctx.state = self.lifespan.state
+        loop = asyncio.get_running_loop()
+        config = self.config
+        ctx = self.ctx
+
+        def factory() -> HttpProtocol:
+            return HttpProtocol(ctx)
+
+        ssl = config.ssl_context()
+        if config.uds is not None:
+            _remove_socket_file(config.uds)
+            self._server = await loop.create_unix_server(
+                factory, path=config.uds, ssl=ssl, backlog=config.backlog
+            )
+            where = f"unix:{config.uds}"
+        elif config.fd is not None:
+            sock = socket.socket(fileno=config.fd)
+            self._server = await loop.create_server(
+                factory, sock=sock, ssl=ssl, backlog=config.backlog
+            )
+            name = sock.getsockname()
+            self._port = int(name[1]) if isinstance(name, tuple) else None
+            where = f"fd {config.fd} ({name})"
+        else:
+            self._server = await loop.create_server(
+                factory, config.host, config.port, ssl=ssl, backlog=config.backlog
+            )
+            self._port = int(self._server.sockets[0].getsockname()[1])
+            where = self.url
+        logger.info("web server listening on %s", where)
+
+    async def stop(self, timeout: float) -> None:
+        """Graceful shutdown within ``timeout`` seconds.
+
+        Stop accepting; close idle HTTP connections; let in-flight HTTP responses
+        finish (their connections then close); close WebSockets with 1001, which the
+        applications see as ``websocket.disconnect``; run lifespan shutdown. Whatever
+        is still running at the deadline is aborted and its application cancelled.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        ctx = self.ctx
+        ctx.shutting_down = True
+        if self._server is not None:
+            self._server.close()
+        for conn in list(ctx.connections):
+            conn.shutdown()
+        if not await ctx.wait_empty(deadline - loop.time()):
+            logger.warning(
+                "%d connection(s) still busy after %gs; aborting them",
+                len(ctx.connections),
+                timeout,
+            )
+            for conn in list(ctx.connections):
+                conn.abort()
+            await ctx.wait_empty(1.0)
+        await self.lifespan.shutdown(max(deadline - loop.time(), 1.0))
+        if self._server is not None:
+            try:
+                async with asyncio.timeout(1.0):
+                    await self._server.wait_closed()
+            except TimeoutError:
+                pass
+            self._server = None
+        if self.config.uds is not None:
+            _remove_socket_file(self.config.uds)
+
+
+def _remove_socket_file(path: str) -> None:
+    """A stale socket file from an earlier run would make bind() fail."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
