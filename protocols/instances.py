@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 import time
 from collections import OrderedDict
@@ -136,11 +135,9 @@ class InstanceManager:
     ``dispatch(key, message)`` routes a message to the instance for ``key``,
     creating it (through ``scope_factory`` and ``send_factory``) on first use. An
     instance idle for ``idle_timeout`` seconds, or the least recently used one
-    when ``max_instances`` would be exceeded, receives ``terminal_message()``
-    and is given ``close_timeout`` seconds to finish before it is cancelled.
-
-    ``terminal_message`` may take one argument, the reason the scope ends:
-    ``"idle"``, ``"evicted"``, ``"closed"`` (:meth:`close`) or ``"shutdown"``.
+    when ``max_instances`` would be exceeded, receives ``terminal_message(reason)``
+    and is given ``close_timeout`` seconds to finish before it is cancelled. The
+    reason is ``"idle"``, ``"evicted"``, ``"closed"`` (:meth:`close`) or ``"shutdown"``.
     ``on_exit(key, instance)`` is called whenever an instance has ended, for any
     reason (its ``failed`` attribute holds the exception of one that raised).
     """
@@ -151,7 +148,7 @@ class InstanceManager:
         *,
         scope_factory: Callable[[Hashable], Scope],
         send_factory: Callable[[Hashable, Scope], Send],
-        terminal_message: Callable[[], Message] | Callable[[str], Message],
+        terminal_message: Callable[[str], Message],
         idle_timeout: float | None = 300.0,
         max_instances: int = 10_000,
         queue_size: int = 100,
@@ -166,7 +163,6 @@ class InstanceManager:
         self.scope_factory = scope_factory
         self.send_factory = send_factory
         self.terminal_message = terminal_message
-        self._reason_aware = bool(inspect.signature(terminal_message).parameters)
         self.on_exit = on_exit
         self.idle_timeout = idle_timeout
         self.max_instances = max_instances
@@ -217,14 +213,11 @@ class InstanceManager:
         if self.on_exit is not None:
             self.on_exit(key, instance)
 
-    def _terminal(self, reason: str) -> Message:
-        if self._reason_aware:
-            return self.terminal_message(reason)  # type: ignore[call-arg]
-        return self.terminal_message()  # type: ignore[call-arg]
-
     def _close_in_background(self, key: Hashable, reason: str) -> None:
         instance = self.instances.pop(key)
-        task = asyncio.create_task(instance.close(self._terminal(reason), self.close_timeout))
+        task = asyncio.create_task(
+            instance.close(self.terminal_message(reason), self.close_timeout)
+        )
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -257,7 +250,7 @@ class InstanceManager:
         """End ``key``'s instance now (terminal event, then bounded wait)."""
         instance = self.instances.pop(key, None)
         if instance is not None:
-            await instance.close(self._terminal("closed"), self.close_timeout)
+            await instance.close(self.terminal_message("closed"), self.close_timeout)
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """End every instance, in parallel, each within ``timeout`` seconds."""
@@ -268,7 +261,7 @@ class InstanceManager:
         instances = list(self.instances.values())
         self.instances.clear()
         await asyncio.gather(
-            *(inst.close(self._terminal("shutdown"), timeout) for inst in instances),
+            *(inst.close(self.terminal_message("shutdown"), timeout) for inst in instances),
             *self._closing,
             return_exceptions=True,
         )

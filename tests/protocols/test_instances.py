@@ -95,7 +95,7 @@ async def test_reason_aware_terminal_message_for_idle_evicted_and_shutdown() -> 
 
 async def test_zero_argument_terminal_message_still_works() -> None:
     log: asyncio.Queue[tuple[Any, Message]] = asyncio.Queue()
-    instances = manager(log, terminal_message=lambda: {"type": "test.disconnect"})
+    instances = manager(log, terminal_message=lambda reason: {"type": "test.disconnect"})
     await instances.dispatch("a", {"type": "test.event"})
     await take(log)
     await instances.close("a")
@@ -112,7 +112,9 @@ async def test_on_exit_reports_failures_and_drain_returns_unread_messages() -> N
         ended.append((key, instance, instance.drain()))
         done.set()
 
-    instances = manager(log, terminal_message=lambda: {"type": "test.disconnect"}, on_exit=on_exit)
+    instances = manager(
+        log, terminal_message=lambda reason: {"type": "test.disconnect"}, on_exit=on_exit
+    )
     instance = instances.get("k")
     instance.put_nowait({"type": "test.boom"})
     instance.put_nowait({"type": "test.event", "n": "unread"})
