@@ -18,9 +18,9 @@ import pytest
 
 from gateway.exceptions import ChannelLayerUnavailable
 from gateway.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
-from tests.layers.redis_servers import RedisServer, needs_redis_server, redis_servers
+from tests.layers.redis_servers import RedisServer, redis_servers
 
-pytestmark = [pytest.mark.redis, needs_redis_server]
+pytestmark = [pytest.mark.redis]
 
 WAIT = 10.0
 

@@ -10,9 +10,9 @@ import pytest
 
 from gateway.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 from gateway.layers.redis.keys import consistent_hash
-from tests.layers.redis_servers import RedisServer, needs_redis_server, redis_cluster, redis_servers
+from tests.layers.redis_servers import RedisServer, redis_cluster, redis_servers
 
-pytestmark = [pytest.mark.redis, needs_redis_server]
+pytestmark = [pytest.mark.redis]
 
 WAIT = 5.0
 

@@ -14,12 +14,11 @@ from tests.layers.redis_servers import (
     RedisServer,
     SentinelServer,
     TLSRedisServer,
-    needs_redis_server,
     running,
     wait_until,
 )
 
-pytestmark = [pytest.mark.redis, needs_redis_server]
+pytestmark = [pytest.mark.redis]
 
 WAIT = 10.0
 

@@ -8,6 +8,7 @@ has no memory of the bridge's subscriptions (they must be re-applied).
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from tests.protocols.mqtt.conftest import WAIT, Device, Event, Recorder, next_ev
 
 pytestmark = pytest.mark.mqtt
 
-MOSQUITTO = "/usr/sbin/mosquitto"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 def free_port() -> int:
