@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "gateway.devices",
     "gateway.telegram",
+    "tests.example",  # the example chat project: its room page template
 ]
 
 MIDDLEWARE = [
