@@ -4,10 +4,12 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 
-# Django must be set up before anything imports models.
-django_asgi_app = get_asgi_application()
+# Django must be set up before anything imports models. The appliance serves its
+# static files (the admin's CSS and JS) itself: there is no web server in front.
+django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
 
 from django.urls import path  # noqa: E402
 

@@ -126,8 +126,11 @@ async def test_device_telemetry_reaches_the_live_feed(appliance: Appliance, uniq
 
     async with httpx.AsyncClient(base_url=origin) as client:
         response = await client.get("/admin/login/", timeout=10)
+        stylesheet = await client.get("/static/admin/css/base.css", timeout=10)
     assert response.status_code == 200
     assert "Django administration" in response.text
+    assert stylesheet.status_code == 200
+    assert stylesheet.headers["content-type"].startswith("text/css")
 
     assert await appliance.stop() == 0
     log = "".join(appliance.log)
