@@ -25,7 +25,7 @@ from typing import Any
 
 from telegram import Bot, InputFile
 from telegram.error import TelegramError
-from telegram.request import HTTPXRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from protocols.telegram.flood import FloodControl
 
@@ -94,13 +94,57 @@ class RawBot(Bot):
         return await self._post(method, data, read_timeout=timeout)
 
 
+class LaneRequest(BaseRequest):
+    """Bot API calls spread over ``lanes`` keep-alive connections, one call per lane.
+
+    Each lane is an HTTP client with a single connection; a call takes an idle lane,
+    or waits, first come first served, until one is free. This is what one pool of
+    ``lanes`` connections does, minus its cost: httpcore's pool re-examines every
+    pooled connection (a ``poll()`` of its socket each) whenever any request starts or
+    ends, so its overhead per call grows with the pool size, and more connections made
+    a bot slower. A lane's pool holds one connection, so that check is made once per call.
+    Idle lanes are reused most-recent first, so a quiet bot keeps one warm connection.
+    """
+
+    def __init__(self, lanes: int, read_timeout: float | None = 5.0) -> None:
+        if lanes < 1:
+            raise ValueError(f"a bot needs at least one connection, not {lanes}")
+        self.lanes = [
+            _EnvelopeRequest(connection_pool_size=1, read_timeout=read_timeout)
+            for _ in range(lanes)
+        ]
+        self._idle: asyncio.LifoQueue[_EnvelopeRequest] = asyncio.LifoQueue()
+        for lane in reversed(self.lanes):
+            self._idle.put_nowait(lane)
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self.lanes[0].read_timeout
+
+    async def initialize(self) -> None:
+        await asyncio.gather(*(lane.initialize() for lane in self.lanes))
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(lane.shutdown() for lane in self.lanes))
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        lane = await self._idle.get()
+        try:
+            return await lane.do_request(*args, **kwargs)
+        finally:
+            self._idle.put_nowait(lane)
+
+
 class BotConnection:
-    """A :class:`RawBot` and its two HTTP clients (``getUpdates`` gets its own, so
-    long polls never wait for the pool), closable even if ``initialize`` never ran."""
+    """A :class:`RawBot` and its HTTP clients (``getUpdates`` gets its own, so long
+    polls never wait for a lane), closable even if ``initialize`` never ran.
+
+    ``connections`` bounds the calls in flight; more wait their turn in order.
+    """
 
     def __init__(self, token: str, base_url: str = DEFAULT_API_URL, connections: int = 8) -> None:
         self.requests = (
-            _EnvelopeRequest(connection_pool_size=connections, read_timeout=10.0),
+            LaneRequest(connections, read_timeout=10.0),
             _EnvelopeRequest(connection_pool_size=1),
         )
         self.bot = RawBot(
@@ -131,12 +175,8 @@ class ApiClient:
         max_attempts: int = 5,
         backoff: float = 0.5,
         max_backoff: float = 10.0,
-        concurrency: int = 8,
     ) -> None:
         self.bot = bot
-        # Calls beyond this wait here, in order, rather than in httpx's connection pool,
-        # whose bookkeeping grows with the square of the requests waiting in it.
-        self._slots = asyncio.Semaphore(concurrency)
         self.flood = flood
         self.max_attempts = max_attempts
         self.backoff = backoff
@@ -156,8 +196,7 @@ class ApiClient:
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
-                async with self._slots:
-                    return await self.bot.call(method, params)
+                return await self.bot.call(method, params)
             except TelegramError as exc:
                 error = as_api_error(exc)
             if attempt == self.max_attempts:

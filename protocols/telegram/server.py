@@ -104,7 +104,6 @@ class BotRunner:
             max_attempts=options.max_attempts,
             backoff=options.retry_backoff,
             max_backoff=options.max_backoff,
-            concurrency=options.connections,
         )
         self.secret = config.webhook_secret or secrets.token_urlsafe(32)
         self.identity = BotIdentity(0, "")

@@ -104,9 +104,10 @@ class HttpServer:
                 ("content-length", str(len(response.body))),
                 *response.headers,
             ]
-            writer.write(conn.send(h11.Response(status_code=response.status, headers=headers)))
-            writer.write(conn.send(h11.Data(data=response.body)))
-            writer.write(conn.send(h11.EndOfMessage()))
+            # One write, so head and body leave in one segment and the client wakes once.
+            head = conn.send(h11.Response(status_code=response.status, headers=headers))
+            body = conn.send(h11.Data(data=response.body)) if response.body else b""
+            writer.write(b"".join((head or b"", body or b"", conn.send(h11.EndOfMessage()) or b"")))
             await writer.drain()
             if conn.our_state is h11.MUST_CLOSE:
                 return
