@@ -14,7 +14,6 @@ imports ``protocols``, and only to start servers.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import logging
 import os
@@ -125,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the application routes to and the workers for the channel names it routes.",
     )
     add_app_argument(run)
+    add_loop_argument(run)
     for name in LAUNCHERS:
         launcher = load_launcher(name)
         if launcher is None:
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=launcher.HELP, description=launcher.HELP)
         if name != "worker":
             add_app_argument(command)
+        add_loop_argument(command)
         launcher.add_arguments(command)
     return parser
 
@@ -161,6 +162,17 @@ def add_app_argument(parser: argparse.ArgumentParser) -> None:
         metavar="APP",
         help="the ASGI application as module:attribute "
         "(default: ASGI_APPLICATION from DJANGO_SETTINGS_MODULE)",
+    )
+
+
+def add_loop_argument(parser: argparse.ArgumentParser) -> None:
+    from protocols.runner import LOOPS
+
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="event loop: uvloop, asyncio's own, or auto (default: uvloop when installed)",
     )
 
 
@@ -231,12 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    from protocols.runner import ServiceStartError, run_services
+    from protocols.runner import EventLoopUnavailable, ServiceStartError, serve
 
     try:
         services = build_services(args)
-        asyncio.run(run_services(services))
-    except ImproperlyConfigured as exc:
+        serve(services, loop=args.loop)
+    except (ImproperlyConfigured, EventLoopUnavailable) as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
     except ServiceStartError as exc:

@@ -5,13 +5,52 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from protocols.service import Service
 
 logger = logging.getLogger("gateway.server")
 
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+#: ``--loop`` choices: ``auto`` is uvloop when it is installed, else asyncio's own loop.
+LOOPS = ("auto", "asyncio", "uvloop")
+
+
+class EventLoopUnavailable(RuntimeError):
+    """The event loop asked for cannot be used here (``uvloop`` is not installed)."""
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """What creates the event loop named ``name`` (one of :data:`LOOPS`).
+
+    None means asyncio's default loop. uvloop (a libuv-based loop, what uvicorn
+    uses by default) is an optional dependency: ``auto`` falls back to asyncio's
+    loop without it, ``uvloop`` refuses to start.
+    """
+    if name not in LOOPS:
+        raise ValueError(f"unknown event loop {name!r}; choose from {', '.join(LOOPS)}")
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError as exc:
+        if name == "auto":
+            return None
+        raise EventLoopUnavailable(f"--loop uvloop: uvloop is not installed ({exc})") from exc
+    return uvloop.new_event_loop
+
+
+def serve(
+    services: Sequence[Service],
+    loop: str = "auto",
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+) -> None:
+    """Run :func:`run_services` to completion on a new event loop of kind ``loop``."""
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        kind = type(runner.get_loop())
+        logger.info("event loop: %s.%s", kind.__module__, kind.__qualname__)
+        runner.run(run_services(services, shutdown_timeout))
 
 
 class ServiceStartError(Exception):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -138,3 +140,76 @@ def test_a_taken_port_is_one_clear_line() -> None:
     assert len(errors) == 1, result.stderr
     assert errors[0].startswith("gateway: cannot start web: ")
     assert "address already in use" in errors[0].lower()
+
+
+def start_web(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """``gateway web`` on a free port: the process and its output up to "listening"."""
+    environ = dict(
+        os.environ, DJANGO_SETTINGS_MODULE="tests.protocols.websocket.runserver_settings"
+    )
+    environ.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "web",
+         "tests.protocols.websocket.runserver_app:application", "--port=0", *args],
+        cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if "listening on http://" in line:
+            break
+    return process, "".join(output)
+
+
+def stop_web(process: subprocess.Popen[str]) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "loop_class"),
+    [
+        ((), "uvloop.Loop"),  # auto: uvloop is a dependency, so it is installed here
+        (("--loop", "uvloop"), "uvloop.Loop"),
+        (("--loop", "asyncio"), "asyncio."),
+    ],
+)
+def test_web_serves_on_the_chosen_event_loop(option: tuple[str, ...], loop_class: str) -> None:
+    process, output = start_web(*option)
+    try:
+        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", output)
+        assert found, output
+        response = httpx.get(f"http://127.0.0.1:{found.group(1)}/", timeout=5)
+        assert response.text == "served by gateway"
+    finally:
+        assert stop_web(process) == 0
+    assert f"event loop: {loop_class}" in output
+
+
+def test_loop_uvloop_without_uvloop_is_one_clear_line(tmp_path: Path) -> None:
+    blocked = tmp_path / "uvloop"
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text("raise ImportError('uvloop is blocked in this test')\n")
+    pythonpath = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    environ = {"DJANGO_SETTINGS_MODULE": "tests.protocols.websocket.runserver_settings",
+               "PYTHONPATH": pythonpath}  # fmt: skip
+    result = gateway("web", "tests.protocols.websocket.runserver_app:application",
+                     "--port=0", "--loop", "uvloop", env=environ)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "gateway: configuration error: --loop uvloop: uvloop is not installed "
+        "(uvloop is blocked in this test)"
+    )
+    process, output = start_web("--loop", "auto", env=environ)  # auto falls back
+    assert stop_web(process) == 0
+    assert "listening on http://" in output
+    assert "event loop: asyncio." in output

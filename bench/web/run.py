@@ -3,8 +3,10 @@
 Rows (WebSocket echo consumer + the small Django view on HTTP):
 gateway server + gateway consumer, gateway server + Channels consumer, uvicorn +
 Channels consumer, daphne + Channels consumer, and a bare websockets echo server as
-the ceiling of the load generator. Then HTTP requests/s of a raw ASGI app on each
-server. Every server runs in its own process; the load comes from two other processes.
+the ceiling of the load generator. Then HTTP requests/s of the Django view and of a
+raw ASGI app on each server, the servers measured in turn (see ``http_interleaved``).
+Every server runs in its own process, gateway's as ``gateway web`` (its command
+line); the load comes from two other processes.
 Writes bench/web/RESULTS.md.
 """
 
@@ -35,9 +37,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Event loop of each gateway kind; ``auto`` (uvloop when installed) is what users get.
+GATEWAY_LOOPS = {"gateway": "auto", "gateway-asyncio": "asyncio"}
+
+
 def command(kind: str, app: str, port: int) -> list[str]:
-    if kind in ("gateway", "gateway-uvloop", "websockets", "frames"):
-        return [PYTHON, "-m", "bench.web.serve", kind, app, str(port)]
+    if kind in GATEWAY_LOOPS:  # exactly as users run it: the gateway command line
+        return [PYTHON, "-m", "gateway.cli", "--log-level", "warning", "web", app,
+                "--port", str(port), "--loop", GATEWAY_LOOPS[kind], "--no-access-log",
+                "--lifespan", "off"]  # fmt: skip
+    if kind in ("websockets", "frames"):
+        return [PYTHON, "-m", "bench.web.serve", kind, str(port)]
     if kind == "uvicorn":  # its defaults: uvloop, httptools, websockets
         return [PYTHON, "-m", "uvicorn", app, "--port", str(port), "--no-access-log",
                 "--log-level", "warning", "--lifespan", "off"]  # fmt: skip
@@ -118,9 +128,29 @@ def http(port: int, path: str, connections: int, duration: float) -> float:
     return sum(counts) / duration  # type: ignore[arg-type]
 
 
-def best_http(port: int, args: argparse.Namespace) -> float:
-    """Best of two runs: the machine is shared, and noise only ever slows a run down."""
-    return max(http(port, "/", args.http_connections, args.http_seconds) for _ in range(2))
+def http_interleaved(apps: dict[str, str], args: argparse.Namespace) -> dict[str, float]:
+    """Requests/s of each ``kind -> app`` server, all running at once and measured in
+    turn for ``args.http_rounds`` rounds; the best round of each is kept.
+
+    The machine is shared and noise only ever slows a measurement down; taking turns
+    spreads it over every server instead of landing on whichever ran while something
+    else was busy (an idle server costs nothing while another is measured).
+    """
+    servers: dict[str, Server] = {}
+    try:
+        for kind, app in apps.items():
+            servers[kind] = Server(kind, app)
+        for server in servers.values():
+            http(server.port, "/", 4, 0.5)  # warm-up
+        best = dict.fromkeys(servers, 0.0)
+        for _ in range(args.http_rounds):
+            for kind, server in servers.items():
+                rate = http(server.port, "/", args.http_connections, args.http_seconds)
+                best[kind] = max(best[kind], rate)
+    finally:
+        for server in servers.values():
+            server.stop()
+    return best
 
 
 def memory_per_connection(server: Server, connections: int) -> float:
@@ -166,14 +196,26 @@ WS_ROWS = [
     ("daphne + Channels consumer", "daphne", "bench.web.apps:channels_app"),
     ("websockets echo server (ceiling)", "websockets", "-"),
     ("raw TCP frame echo (load-generator ceiling)", "frames", "-"),
-    # Informational: uvicorn runs on uvloop by default; this shows the same for gateway.
-    ("gateway server on uvloop + gateway consumer", "gateway-uvloop", "bench.web.apps:gateway_app"),
+    # Informational: the same server on asyncio's own loop (`--loop asyncio`).
+    (
+        "gateway server on asyncio loop + gateway consumer",
+        "gateway-asyncio",
+        "bench.web.apps:gateway_app",
+    ),
 ]
-RAW_HTTP = {
+#: The servers measured on HTTP, with the server part of their rows' names.
+HTTP_SERVERS = {
     "gateway": "gateway server",
     "uvicorn": "uvicorn",
     "daphne": "daphne",
-    "gateway-uvloop": "gateway server on uvloop",
+    "gateway-asyncio": "gateway server on asyncio loop",
+}
+#: The Django view is the same ``http`` route of either app.
+DJANGO_APPS = {
+    kind: "bench.web.apps:gateway_app"
+    if kind.startswith("gateway")
+    else "bench.web.apps:channels_app"
+    for kind in HTTP_SERVERS
 }
 
 
@@ -187,26 +229,21 @@ def run(args: argparse.Namespace) -> list[Row]:
             echo(server.port, 10, 20)  # warm-up
             row.echo = max(echo(server.port, args.clients, args.messages) for _ in range(2))
             row.p50, row.p99 = latency(server.port, args.latency_messages)
-            if kind not in ("websockets", "frames"):
-                row.django = best_http(server.port, args)
             row.memory = memory_per_connection(server, args.idle)
         finally:
             server.stop()
         print(row, flush=True)
         rows.append(row)
-    raw_rows = {}
-    for kind, label in RAW_HTTP.items():
-        server = Server(kind, "bench.web.apps:raw_http")
-        try:
-            http(server.port, "/", 4, 0.5)  # warm-up
-            raw_rows[label] = best_http(server.port, args)
-        finally:
-            server.stop()
-        print(label, "raw ASGI req/s", raw_rows[label], flush=True)
+    print("== HTTP, Django view", flush=True)
+    django = http_interleaved(DJANGO_APPS, args)
+    print(django, flush=True)
+    print("== HTTP, raw ASGI app", flush=True)
+    raw = http_interleaved(dict.fromkeys(HTTP_SERVERS, "bench.web.apps:raw_http"), args)
+    print(raw, flush=True)
     for row in rows:
-        for label, value in raw_rows.items():
-            if row.name.startswith(label):
-                row.raw = value
+        for kind, label in HTTP_SERVERS.items():
+            if row.name.split(" + ")[0] == label:
+                row.django, row.raw = django[kind], raw[kind]
     return rows
 
 
@@ -218,17 +255,19 @@ def report(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
     by = {row.name.split(" + ")[0].split(" (")[0]: row for row in rows}
     ours, uvicorn, daphne = rows[0], by["uvicorn"], by["daphne"]
     ours_channels = rows[1]
-    uvloop = by["gateway server on uvloop"]
+    on_asyncio = by["gateway server on asyncio loop"]
     lines = [
         "# Web server benchmark",
         "",
         f"Command: `.venv/bin/python -m bench.web.run` ({seconds:.0f} s; {os.cpu_count()} CPUs "
-        "shared by the server and the load processes)",
+        "shared by the server and the load processes), "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
         f"WebSocket echo: {args.clients} clients x {args.messages} messages of 64 B, ping-pong; "
         f"latency: 1 client, {args.latency_messages} sequential round trips; HTTP: "
-        f"{args.http_connections} keep-alive connections for {args.http_seconds:g} s (best of "
-        "two; echo too); memory: "
+        f"{args.http_connections} keep-alive connections for {args.http_seconds:g} s, the "
+        f"servers running side by side and measured in turn, best of {args.http_rounds} rounds "
+        "(echo: best of two); memory: "
         f"RSS growth over {args.idle} idle WebSocket connections. Load from {WORKERS} "
         "separate processes (raw sockets, precomputed frames, uvloop).",
         "",
@@ -262,10 +301,13 @@ def report(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
         f"{ratio(ours_channels.echo, uvicorn.echo)} uvicorn, "
         f"{ratio(ours_channels.echo, daphne.echo)} daphne.",
         "",
-        "On uvloop (uvicorn's default loop; `gateway web` runs on asyncio's): echo "
-        f"{ratio(uvloop.echo, uvicorn.echo)} uvicorn, Django view "
-        f"{ratio(uvloop.django, uvicorn.django)}, raw ASGI {ratio(uvloop.raw, uvicorn.raw)}, "
-        f"memory {ratio(uvloop.memory, daphne.memory)} daphne.",
+        "Event loops: `gateway web` runs on uvloop when it is installed (`--loop auto`, "
+        "the default), as uvicorn does; every gateway row but the last is on uvloop. On "
+        "asyncio's own loop (`--loop asyncio`): echo "
+        f"{ratio(on_asyncio.echo, uvicorn.echo)} uvicorn, Django view "
+        f"{ratio(on_asyncio.django, uvicorn.django)}, raw ASGI "
+        f"{ratio(on_asyncio.raw, uvicorn.raw)}, memory {ratio(on_asyncio.memory, daphne.memory)} "
+        "daphne.",
         "",
     ]
     return "\n".join(lines)
@@ -278,6 +320,7 @@ def main() -> None:
     parser.add_argument("--latency-messages", type=int, default=2000)
     parser.add_argument("--http-connections", type=int, default=16)
     parser.add_argument("--http-seconds", type=float, default=3.0)
+    parser.add_argument("--http-rounds", type=int, default=3)
     parser.add_argument("--idle", type=int, default=2000)
     parser.add_argument("--output", default=str(Path(__file__).with_name("RESULTS.md")))
     args = parser.parse_args()

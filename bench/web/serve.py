@@ -1,30 +1,18 @@
-"""Run one benchmarked server in this process: ``python -m bench.web.serve KIND APP PORT``.
+"""Run one reference server in this process: ``python -m bench.web.serve KIND PORT``.
 
-KIND is ``gateway`` (gateway's WebServer on asyncio), ``gateway-uvloop`` (the same on
-uvloop), ``websockets`` (a bare websockets echo server) or ``frames`` (no WebSocket
+KIND is ``websockets`` (a bare websockets echo server) or ``frames`` (no WebSocket
 code at all: answers each client frame with the precomputed echo frame, so it
-measures only the load generator and the sockets — the true ceiling). uvicorn and
-daphne run from their own command lines (see run.py).
+measures only the load generator and the sockets — the true ceiling). gateway,
+uvicorn and daphne run from their own command lines (see run.py), as users run them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 import sys
-
-
-async def serve_gateway(app_path: str, port: int) -> None:
-    from protocols.runner import run_services
-    from protocols.websocket import Config, WebServer
-
-    module, _, name = app_path.partition(":")
-    app = getattr(importlib.import_module(module), name)
-    config = Config(port=port, access_log=False, lifespan="off")
-    await run_services([WebServer(app, config)])
 
 
 async def serve_websockets(port: int) -> None:
@@ -86,16 +74,10 @@ async def serve_frames(port: int) -> None:
 
 
 def main() -> None:
-    kind, app_path, port_text = sys.argv[1:4]
+    kind, port_text = sys.argv[1:3]
     port = int(port_text)
     logging.basicConfig(level=logging.WARNING)
-    if kind == "gateway-uvloop":
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    if kind.startswith("gateway"):
-        asyncio.run(serve_gateway(app_path, port))
-    elif kind == "websockets":
+    if kind == "websockets":
         asyncio.run(serve_websockets(port))
     elif kind == "frames":
         import uvloop
