@@ -14,6 +14,8 @@ import logging
 import signal
 import sys
 
+from bench.web.load import ECHO_FRAME, TEXT_FRAME
+
 
 async def serve_websockets(port: int) -> None:
     from websockets.asyncio.server import ServerConnection, serve
@@ -44,8 +46,6 @@ class FrameEcho(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        from bench.web.load import ECHO_FRAME, TEXT_FRAME
-
         assert self.transport is not None
         self.buffer += data
         if not self.open:

@@ -311,7 +311,7 @@ class HttpProtocol(asyncio.Protocol):
             self.close()  # idle keep-alive connection, or a head that never completed
 
     def _forget_if_done(self) -> None:
-        if self.closed and not self.tasks:
+        if self.done:
             self.ctx.forget(self)
 
     # -- server shutdown (context.Connection) ------------------------------------------------

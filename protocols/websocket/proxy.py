@@ -78,7 +78,7 @@ class Forwarded:
     server_port: int | None
 
 
-def _header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
+def header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
     """Comma-separated values of every ``name`` header, in order."""
     values: list[str] = []
     for key, value in headers:
@@ -101,9 +101,9 @@ def resolve_forwarded(
     if not trusted.trusts(peer[0] if peer else None):
         return None
     headers = list(headers)
-    hops = _header_values(headers, b"x-forwarded-for")
-    protos = _header_values(headers, b"x-forwarded-proto")
-    ports = _header_values(headers, b"x-forwarded-port")
+    hops = header_values(headers, b"x-forwarded-for")
+    protos = header_values(headers, b"x-forwarded-proto")
+    ports = header_values(headers, b"x-forwarded-port")
     if not (hops or protos or ports):
         return None
     index = len(hops) - 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from protocols.websocket.proxy import Address, TrustedProxies, resolve_forwarded
+from protocols.websocket.proxy import Address, TrustedProxies, header_values, resolve_forwarded
 
 ASGI_VERSION = "3.0"
 SPEC_VERSION = "2.4"
@@ -126,13 +126,9 @@ def websocket_scope(
     the ``websocket.http.response`` extension (denial responses) is advertised.
     """
     scope, secure = _common(target, headers, info, root_path, state, proxies)
-    offered: list[str] = []
-    for key, value in headers:
-        if key == b"sec-websocket-protocol":
-            offered.extend(p.strip() for p in value.decode("latin-1").split(",") if p.strip())
     scope["type"] = "websocket"
     scope["http_version"] = http_version
     scope["scheme"] = "wss" if secure else "ws"
-    scope["subprotocols"] = offered
+    scope["subprotocols"] = header_values(headers, b"sec-websocket-protocol")
     scope["extensions"] = {"websocket.http.response": {}}
     return scope

@@ -336,7 +336,6 @@ class WebSocketProtocol(asyncio.Protocol):
             self._schedule_ping()
             if self.config.access_log:
                 log_websocket(self.scope, "accept", 101)
-            self._flush()
         elif kind == "websocket.close":
             # ASGI: closing before accepting is an HTTP 403 (www spec, websocket.close).
             self._refuse(403, "Forbidden")
@@ -431,7 +430,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._forget_if_done()
 
     def _forget_if_done(self) -> None:
-        if self.closed and (self.task is None or self.task.done()):
+        if self.done:
             self.ctx.forget(self)
 
     # -- writing and timers ------------------------------------------------------------------

@@ -25,6 +25,7 @@ from django.db import connections
 from gateway.types import ASGIApp
 from protocols.runner import run_services
 from protocols.service import Service
+from protocols.websocket.accesslog import access_logger
 from protocols.websocket.config import Config
 from protocols.websocket.server import WebServer
 
@@ -89,10 +90,9 @@ class Command(DjangoRunserver):
         self.check_migrations()
         for conn in connections.all(initialized_only=True):
             conn.close()
-        access = logging.getLogger("gateway.web.access")
-        if not access.handlers:  # show requests, as Django's runserver does
-            access.addHandler(logging.StreamHandler())
-            access.setLevel(logging.INFO)
+        if not access_logger.handlers:  # show requests, as Django's runserver does
+            access_logger.addHandler(logging.StreamHandler())
+            access_logger.setLevel(logging.INFO)
         host = "0.0.0.0" if self.addr == "0" else self.addr
         server = WebServer(self.get_application(options), Config(host=host, port=int(self.port)))
         try:
