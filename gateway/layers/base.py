@@ -18,11 +18,10 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping
 from re import Pattern
-from typing import Any, ClassVar, TypeGuard
+from typing import ClassVar, TypeGuard
 
 from gateway.layers.stats import LayerStats
-
-Message = dict[str, Any]
+from gateway.types import Message
 
 
 class BaseChannelLayer:

@@ -44,8 +44,9 @@ from re import Pattern
 from typing import Any, ClassVar
 
 from gateway.exceptions import ChannelFull
-from gateway.layers.base import BaseChannelLayer, Message
+from gateway.layers.base import BaseChannelLayer
 from gateway.layers.stats import LayerStats
+from gateway.types import Message
 
 logger = logging.getLogger("gateway.layers")
 

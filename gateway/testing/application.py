@@ -16,11 +16,26 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
+from urllib.parse import unquote, urlparse
 
 from gateway.db import context_keeping_connections
 from gateway.types import ASGIApp, Message, Scope
 
 __all__ = ["ApplicationCommunicator"]
+
+
+def path_scope_keys(path: str) -> Scope:
+    """The ``path``, ``raw_path``, ``query_string`` and ``root_path`` of a scope for ``path``.
+
+    ``path`` is a request target as a test writes it, ``"/chat/?room=1"``.
+    """
+    parsed = urlparse(path)
+    return {
+        "path": unquote(parsed.path),
+        "raw_path": parsed.path.encode("latin-1"),
+        "query_string": parsed.query.encode("utf-8"),
+        "root_path": "",
+    }
 
 
 class ApplicationCommunicator:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote, urlparse
 
-from gateway.testing.application import ApplicationCommunicator
+from gateway.testing.application import ApplicationCommunicator, path_scope_keys
 from gateway.types import ASGIApp
 
 __all__ = ["HttpCommunicator"]
@@ -33,7 +32,6 @@ class HttpCommunicator(ApplicationCommunicator):
     ) -> None:
         if not isinstance(body, bytes):
             raise TypeError(f"The request body must be bytes, not {type(body).__name__}")
-        parsed = urlparse(path)
         super().__init__(
             application,
             {
@@ -42,10 +40,7 @@ class HttpCommunicator(ApplicationCommunicator):
                 "http_version": "1.1",
                 "method": method.upper(),
                 "scheme": "http",
-                "path": unquote(parsed.path),
-                "raw_path": parsed.path.encode("latin-1"),
-                "query_string": parsed.query.encode("utf-8"),
-                "root_path": "",
+                **path_scope_keys(path),
                 "headers": list(headers or []),
             },
         )

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote, urlparse
 
-from gateway.testing.application import ApplicationCommunicator
+from gateway.testing.application import ApplicationCommunicator, path_scope_keys
 from gateway.types import ASGIApp, Scope
 
 __all__ = ["WebsocketCommunicator"]
@@ -34,15 +33,11 @@ class WebsocketCommunicator(ApplicationCommunicator):
         subprotocols: Iterable[str] | None = None,
         spec_version: str | None = None,
     ) -> None:
-        parsed = urlparse(path)
         scope: Scope = {
             "type": "websocket",
             "asgi": {"version": "3.0", "spec_version": spec_version or "2.4"},
             "scheme": "ws",
-            "path": unquote(parsed.path),
-            "raw_path": parsed.path.encode("latin-1"),
-            "query_string": parsed.query.encode("utf-8"),
-            "root_path": "",
+            **path_scope_keys(path),
             "headers": list(headers or []),
             "subprotocols": list(subprotocols or []),
         }

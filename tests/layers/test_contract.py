@@ -22,7 +22,8 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from gateway.exceptions import ChannelFull
-from gateway.layers.base import BaseChannelLayer, Message
+from gateway.layers.base import BaseChannelLayer
+from gateway.types import Message
 from tests.layers.backends import BACKENDS, Backend
 
 MakeLayer = Callable[..., Awaitable[BaseChannelLayer]]
