@@ -25,6 +25,8 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.mqtt.subjects import GROUP_CHANNELS
+
 ROOT = Path(__file__).resolve().parents[2]
 SUBJECTS = ["paho", "gateway", "gateway-redis", "mqttasgi"]
 
@@ -81,8 +83,9 @@ def run_subject(subject: str, args: argparse.Namespace) -> dict[str, Any]:
     result = json.loads(process.stdout.readline())
     process.wait(timeout=10)
     elapsed = max(result["last_ns"] - start, 1) / 1e9
-    deliveries = args.messages * (10 if subject == "gateway-redis" else 1)
-    result["rate"] = result["received"] / elapsed / (10 if subject == "gateway-redis" else 1)
+    fanout = GROUP_CHANNELS if subject == "gateway-redis" else 1  # deliveries per message
+    deliveries = args.messages * fanout
+    result["rate"] = result["received"] / elapsed / fanout
     result["complete"] = result["received"] >= deliveries
     return result
 

@@ -40,6 +40,11 @@ logger = logging.getLogger("gateway.consumer")
 _DETAILS = ("qos", "retain", "dup", "subscription", "properties", "client")
 
 
+def _message_details(message: Message) -> dict[str, Any]:
+    """The keyword details an ``mqtt.message`` hands to ``receive``/``receive_json``."""
+    return {key: message[key] for key in _DETAILS if key in message}
+
+
 def publish_message(
     topic: str,
     payload: bytes | str,
@@ -76,8 +81,9 @@ class MqttHandlers(AsyncConsumer):
     """The ``mqtt.*`` event handlers shared by every MQTT consumer."""
 
     async def mqtt_message(self, message: Message) -> None:
-        details = {key: message[key] for key in _DETAILS if key in message}
-        await self.call_hook(self.receive, message["topic"], message["payload"], **details)
+        await self.call_hook(
+            self.receive, message["topic"], message["payload"], **_message_details(message)
+        )
 
     async def mqtt_presence(self, message: Message) -> None:
         details = {k: v for k, v in message.items() if k not in ("type", "client_id", "connected")}
@@ -209,8 +215,9 @@ class JsonMqttHandlers(MqttHandlers):
                 exc,
             )
             return
-        details = {key: message[key] for key in _DETAILS if key in message}
-        await self.call_hook(self.receive_json, message["topic"], content, **details)
+        await self.call_hook(
+            self.receive_json, message["topic"], content, **_message_details(message)
+        )
 
     receive_json: Any
 

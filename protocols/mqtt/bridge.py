@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.topics import SHARE_PREFIX
 from protocols.mqtt.config import BridgeConfig
 from protocols.mqtt.events import Incoming, Publish, Role, link_event
 from protocols.mqtt.link import LinkSink
@@ -304,14 +305,17 @@ class BridgeLink:
                 self._publishes[info.mid] = future
             return future
 
-    async def subscribe(self, filters: dict[str, int]) -> list[int]:
+    def _shared(self, topic_filter: str) -> str:
+        """``topic_filter`` in the configured shared-subscription group, if any."""
         share = self.config.share_group
-        topics = [(f"$share/{share}/{f}" if share else f, qos) for f, qos in filters.items()]
+        return f"{SHARE_PREFIX}{share}/{topic_filter}" if share else topic_filter
+
+    async def subscribe(self, filters: dict[str, int]) -> list[int]:
+        topics = [(self._shared(f), qos) for f, qos in filters.items()]
         return await self._request(lambda c: c.subscribe(topics))
 
     async def unsubscribe(self, filters: list[str]) -> list[int]:
-        share = self.config.share_group
-        topics = [f"$share/{share}/{f}" if share else f for f in filters]
+        topics = [self._shared(f) for f in filters]
         return await self._request(lambda c: c.unsubscribe(topics))
 
     async def _request(self, call: Callable[[paho.Client], tuple[int, int | None]]) -> list[int]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gateway.routing.topic import RouteMatch
-from gateway.topics import filter_matches, strip_share, validate_filter, validate_topic_name
+from gateway.topics import filter_matches, validate_filter, validate_topic_name
 from gateway.types import Message, Scope
 
 SPEC_VERSION = "1.0"
@@ -27,6 +27,7 @@ PROPERTY_NAMES = {
     "PayloadFormatIndicator": "payload_format_indicator",
     "UserProperty": "user_properties",
 }
+_PROPERTY_KEYS = frozenset(PROPERTY_NAMES.values())
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def parse_outgoing(message: Message) -> Outgoing:
         properties = message.get("properties") or {}
         if not isinstance(properties, dict):
             raise ValueError("mqtt.publish 'properties' must be a dict")
-        unknown = set(properties) - set(PROPERTY_NAMES.values())
+        unknown = properties.keys() - _PROPERTY_KEYS
         if unknown:
             raise ValueError(f"mqtt.publish has unknown properties: {', '.join(sorted(unknown))}")
         return Publish(
@@ -234,7 +235,7 @@ class DynamicSubscriptions:
         found: list[tuple[Any, str]] = []
         for key, filters in self.by_key.items():
             for topic_filter in filters:
-                if filter_matches(strip_share(topic_filter), topic_name):
+                if filter_matches(topic_filter, topic_name):
                     found.append((key, topic_filter))
                     break
         return found

@@ -29,6 +29,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway.layers import get_channel_layer
 from gateway.routing.topic import RouteMatch, TopicRouter, find_topic_router
 from gateway.types import ASGIApp, Message, Scope, Send
 from protocols.instances import ApplicationInstance, InstanceManager
@@ -317,9 +318,12 @@ class MqttServer(Service):
             self._wakeup.set()
         if key in self.manager.instances:
             return  # a newer instance serves the key and owns its subscriptions
-        for topic_filter in self.dynamic.drop(key):
-            if topic_filter not in self.wanted_filters():
-                self._spawn(self._unsubscribe_quietly(topic_filter))
+        dropped = self.dynamic.drop(key)
+        if dropped:
+            wanted = self.wanted_filters()
+            for topic_filter in dropped:
+                if topic_filter not in wanted:
+                    self._spawn(self._unsubscribe_quietly(topic_filter))
 
     async def _unsubscribe_quietly(self, topic_filter: str) -> None:
         try:
@@ -367,9 +371,7 @@ class MqttServer(Service):
         except ConnectionError as exc:
             event = ack_event(outgoing.request_id, operation, [], str(exc))
         if outgoing.request_id is not None:
-            instance = self.manager.instances.get(key)
-            if instance is not None:
-                self._put_soon(instance, event)
+            self._send_ack(key, event)
 
     async def _ack_when_done(
         self, key: Hashable, request_id: Any, operation: str, done: asyncio.Future[list[int]]
@@ -378,6 +380,10 @@ class MqttServer(Service):
             event = ack_event(request_id, operation, await done)
         except ConnectionError as exc:
             event = ack_event(request_id, operation, [], str(exc))
+        self._send_ack(key, event)
+
+    def _send_ack(self, key: Hashable, event: Message) -> None:
+        """Queue an ``mqtt.ack`` for ``key``'s instance, if it still lives."""
         instance = self.manager.instances.get(key)
         if instance is not None:
             self._put_soon(instance, event)
@@ -386,10 +392,6 @@ class MqttServer(Service):
 
     def _channel_layer(self) -> Any:
         if self.channel_layer_alias is None:
-            return None
-        try:
-            from gateway.layers import get_channel_layer
-        except ImportError:
             return None
         return get_channel_layer(self.channel_layer_alias)
 

@@ -31,7 +31,7 @@ def events() -> asyncio.Queue[Event]:
     return asyncio.Queue()
 
 
-def routes(unique: str, events: asyncio.Queue[Event], **options: Any) -> Any:
+def routes(unique: str, events: asyncio.Queue[Event]) -> Any:
     return ProtocolTypeRouter(
         {
             "mqtt": TopicRouter(
