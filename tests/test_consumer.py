@@ -165,8 +165,6 @@ async def test_with_a_layer_each_instance_has_its_own_channel():
 
 
 class Member(AsyncConsumer):
-    groups = ["placeholder"]
-
     async def group_hello(self, message):  # type: ignore[no-untyped-def]
         await self.send({"type": "test.hello", "text": message["text"]})
 
