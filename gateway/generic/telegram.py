@@ -84,6 +84,33 @@ class Replies:
         message.update(extra)
         return message
 
+    def _reply_message(
+        self, text: str, keyboard: Keyboard | None, extra: dict[str, Any]
+    ) -> Message:
+        return self._with_keyboard({"type": "telegram.message", "text": text}, keyboard, extra)
+
+    @staticmethod
+    def _photo_message(photo: bytes | str, caption: str | None, extra: dict[str, Any]) -> Message:
+        message = {"type": "telegram.photo", "photo": photo, "caption": caption}
+        return {k: v for k, v in {**message, **extra}.items() if v is not None}
+
+    def _edit_message(
+        self, message_id: int, text: str, keyboard: Keyboard | None, extra: dict[str, Any]
+    ) -> Message:
+        message: Message = {"type": "telegram.edit", "message_id": message_id, "text": text}
+        return self._with_keyboard(message, keyboard, extra)
+
+    @staticmethod
+    def _chat_action_message(action: str) -> Message:
+        return {"type": "telegram.chat_action", "action": action}
+
+    @staticmethod
+    def _call_message(method: str, request_id: Any, params: dict[str, Any]) -> Message:
+        message: Message = {"type": "telegram.call", "method": method, "params": params}
+        if request_id is not None:
+            message["request_id"] = request_id
+        return message
+
 
 class TelegramHandlers(AsyncConsumer, Replies):
     """The ``telegram.*`` handlers shared by both consumers; hooks run through ``call_hook``."""
@@ -163,23 +190,19 @@ class AsyncTelegramConsumer(TelegramHandlers):
 
     async def reply(self, text: str, keyboard: Keyboard | None = None, **extra: Any) -> None:
         """Send ``text`` to this conversation; ``keyboard`` rows of ``(label, data)`` buttons."""
-        await self.base_send(
-            self._with_keyboard({"type": "telegram.message", "text": text}, keyboard, extra)
-        )
+        await self.base_send(self._reply_message(text, keyboard, extra))
 
     async def reply_photo(
         self, photo: bytes | str, caption: str | None = None, **extra: Any
     ) -> None:
         """Send a photo (bytes are uploaded; a str is a file_id or URL)."""
-        message = {"type": "telegram.photo", "photo": photo, "caption": caption}
-        await self.base_send({k: v for k, v in {**message, **extra}.items() if v is not None})
+        await self.base_send(self._photo_message(photo, caption, extra))
 
     async def edit(
         self, message_id: int, text: str, keyboard: Keyboard | None = None, **extra: Any
     ) -> None:
         """Replace the text (and keyboard) of a message the bot sent."""
-        message: Message = {"type": "telegram.edit", "message_id": message_id, "text": text}
-        await self.base_send(self._with_keyboard(message, keyboard, extra))
+        await self.base_send(self._edit_message(message_id, text, keyboard, extra))
 
     async def answer(
         self,
@@ -191,14 +214,11 @@ class AsyncTelegramConsumer(TelegramHandlers):
         await self.base_send(self._answer_message(text, show_alert, callback_query_id))
 
     async def chat_action(self, action: str = "typing") -> None:
-        await self.base_send({"type": "telegram.chat_action", "action": action})
+        await self.base_send(self._chat_action_message(action))
 
     async def call(self, method: str, request_id: Any = None, **params: Any) -> None:
         """Call any Bot API ``method``; with ``request_id`` the answer comes to :meth:`result`."""
-        message: Message = {"type": "telegram.call", "method": method, "params": params}
-        if request_id is not None:
-            message["request_id"] = request_id
-        await self.base_send(message)
+        await self.base_send(self._call_message(method, request_id, params))
 
 
 class TelegramConsumer(TelegramHandlers, SyncConsumer):
@@ -225,21 +245,17 @@ class TelegramConsumer(TelegramHandlers, SyncConsumer):
 
     def reply(self, text: str, keyboard: Keyboard | None = None, **extra: Any) -> None:
         """Send ``text`` to this conversation; ``keyboard`` rows of ``(label, data)`` buttons."""
-        self.base_send(
-            self._with_keyboard({"type": "telegram.message", "text": text}, keyboard, extra)
-        )
+        self.base_send(self._reply_message(text, keyboard, extra))
 
     def reply_photo(self, photo: bytes | str, caption: str | None = None, **extra: Any) -> None:
         """Send a photo (bytes are uploaded; a str is a file_id or URL)."""
-        message = {"type": "telegram.photo", "photo": photo, "caption": caption}
-        self.base_send({k: v for k, v in {**message, **extra}.items() if v is not None})
+        self.base_send(self._photo_message(photo, caption, extra))
 
     def edit(
         self, message_id: int, text: str, keyboard: Keyboard | None = None, **extra: Any
     ) -> None:
         """Replace the text (and keyboard) of a message the bot sent."""
-        message: Message = {"type": "telegram.edit", "message_id": message_id, "text": text}
-        self.base_send(self._with_keyboard(message, keyboard, extra))
+        self.base_send(self._edit_message(message_id, text, keyboard, extra))
 
     def answer(
         self,
@@ -251,11 +267,8 @@ class TelegramConsumer(TelegramHandlers, SyncConsumer):
         self.base_send(self._answer_message(text, show_alert, callback_query_id))
 
     def chat_action(self, action: str = "typing") -> None:
-        self.base_send({"type": "telegram.chat_action", "action": action})
+        self.base_send(self._chat_action_message(action))
 
     def call(self, method: str, request_id: Any = None, **params: Any) -> None:
         """Call any Bot API ``method``; with ``request_id`` the answer comes to :meth:`result`."""
-        message: Message = {"type": "telegram.call", "method": method, "params": params}
-        if request_id is not None:
-            message["request_id"] = request_id
-        self.base_send(message)
+        self.base_send(self._call_message(method, request_id, params))

@@ -7,7 +7,7 @@ the Bot API call an outgoing event becomes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypedDict
 
 from gateway.types import Message
@@ -158,7 +158,7 @@ class Conversation:
 
     key: ConversationKey
     chat: dict[str, Any] | None = None
-    user: dict[str, Any] | None = field(default=None)
+    user: dict[str, Any] | None = None
 
 
 def conversation_of(bot_id: int, update: dict[str, Any]) -> Conversation:

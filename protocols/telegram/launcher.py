@@ -154,16 +154,19 @@ def build(application: Any, args: argparse.Namespace) -> Service:
             raise ImproperlyConfigured("TELEGRAM_BOT_TOKEN must look like 123456:ABC-def")
     if options.transport == "polling":
         bots = [BotConfig(token, api_url()) for token in tokens]
-        return TelegramServer(application, bots, options)
-    if not args.webhook_url:
-        raise ImproperlyConfigured("webhook transport needs --webhook-url (TELEGRAM_WEBHOOK_URL)")
-    if not args.webhook_path.startswith("/") or not args.webhook_path.strip("/"):
-        raise ImproperlyConfigured("--webhook-path must start with '/' and not be '/'")
-    base = args.webhook_url.rstrip("/")
-    secret = os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None
-    bots = [
-        BotConfig(token, api_url(), f"{base}/{token.split(':', 1)[0]}", secret) for token in tokens
-    ]
+    else:
+        if not args.webhook_url:
+            raise ImproperlyConfigured(
+                "webhook transport needs --webhook-url (TELEGRAM_WEBHOOK_URL)"
+            )
+        if not args.webhook_path.startswith("/") or not args.webhook_path.strip("/"):
+            raise ImproperlyConfigured("--webhook-path must start with '/' and not be '/'")
+        base = args.webhook_url.rstrip("/")
+        secret = os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None
+        bots = [
+            BotConfig(token, api_url(), f"{base}/{token.split(':', 1)[0]}", secret)
+            for token in tokens
+        ]
     return TelegramServer(application, bots, options)
 
 

@@ -38,9 +38,6 @@ class WebhookApp:
         self.server = server
         self.path = path.rstrip("/")
 
-    def url_path(self, bot_id: int) -> str:
-        return f"{self.path}/{bot_id}"
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return

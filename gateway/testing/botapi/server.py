@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from gateway.telegram.events import update_kind
 from gateway.testing.botapi.http import HttpServer, Request, Response
 from gateway.testing.botapi.params import BadParams, Upload, parse
 from gateway.testing.botapi.state import ApiError, BotState, Poll, Webhook
@@ -206,10 +207,7 @@ class BotAPIServer:
             method = self._methods.get(match["method"])
             if method is None:
                 raise ApiError(404, "Not Found")
-            try:
-                params = parse(query, request.headers.get("content-type", ""), request.body)
-            except BadParams as exc:
-                raise ApiError(400, str(exc)) from None
+            params = parse(query, request.headers.get("content-type", ""), request.body)
             name = match["method"]
             if name in _MESSAGE_METHODS:
                 self._flood.hit(self.flood_limits, params.get("chat_id"))
@@ -284,7 +282,7 @@ class BotAPIServer:
                         "Conflict: terminated by other getUpdates request; "
                         "make sure that only one bot instance is running",
                     )
-                ready = [u for u in state.pending if state.wants(_kind(u))][:limit]
+                ready = [u for u in state.pending if state.wants(update_kind(u))][:limit]
                 remaining = deadline - asyncio.get_running_loop().time()
                 if ready or remaining <= 0:
                     return ready
@@ -454,7 +452,7 @@ class BotAPIServer:
         delay = self.webhook_retry
         while state.webhook is not None:
             webhook = state.webhook
-            ready = [u for u in state.pending if state.wants(_kind(u))]
+            ready = [u for u in state.pending if state.wants(update_kind(u))]
             if not ready:
                 state.new_update.clear()
                 await state.new_update.wait()
@@ -615,10 +613,6 @@ class BotAPIServer:
     async def wait_polling(self, token: str) -> None:
         """Wait until a ``getUpdates`` long poll of this bot is pending."""
         await self.wait_for(token, lambda: self._state(token).poll is not None)
-
-
-def _kind(update: dict[str, Any]) -> str:
-    return next((key for key in update if key != "update_id"), "")
 
 
 def _chat_id(params: dict[str, Any]) -> int:
