@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from gateway.layers.base import BaseChannelLayer
+from gateway.layers.receiving import receive_retrying
 from gateway.types import ASGIApp, Message
 
 logger = logging.getLogger("gateway.worker")
@@ -185,24 +186,11 @@ class _ChannelFeed:
 
     async def _listen(self) -> None:
         layer = self.worker.channel_layer
-        delay = MIN_RETRY_DELAY
         while True:
             await self.places.acquire()
-            try:
-                message = await layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.places.release()
-                logger.exception(
-                    "worker: receiving from channel %r failed; retrying in %.2fs",
-                    self.channel,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_RETRY_DELAY)
-                continue
-            delay = MIN_RETRY_DELAY
+            message = await receive_retrying(
+                layer, self.channel, logger, MIN_RETRY_DELAY, MAX_RETRY_DELAY, logging.ERROR
+            )
             if not isinstance(message.get("type"), str):
                 logger.error(
                     "worker: message without a 'type' on channel %r dropped (keys: %s)",

@@ -30,6 +30,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from gateway.layers import get_channel_layer
+from gateway.layers.receiving import receive_retrying
 from gateway.routing.topic import RouteMatch, TopicRouter, find_topic_router
 from gateway.types import ASGIApp, Message, Scope, Send
 from protocols.instances import ApplicationInstance, InstanceManager
@@ -397,16 +398,8 @@ class MqttServer(Service):
 
     async def _listen_channel(self, layer: Any) -> None:
         """Publish every ``mqtt.publish`` message sent to :data:`PUBLISH_CHANNEL`."""
-        delay = 0.1
         while True:
-            try:
-                message = await layer.receive(PUBLISH_CHANNEL)
-            except Exception as exc:
-                logger.warning("receiving from %r failed (%s); retrying", PUBLISH_CHANNEL, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            delay = 0.1
+            message = await receive_retrying(layer, PUBLISH_CHANNEL, logger)
             try:
                 outgoing = parse_outgoing(message)
                 if not isinstance(outgoing, Publish):

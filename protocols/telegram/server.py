@@ -21,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from telegram.error import TelegramError
 
 from gateway.layers import get_channel_layer
+from gateway.layers.receiving import receive_retrying
 from gateway.telegram.events import (
     ApiCall,
     BotIdentity,
@@ -373,20 +374,10 @@ class TelegramServer(Service):
 
     async def _listen(self, layer: Any) -> None:
         slots = asyncio.Semaphore(self.options.send_concurrency)
-        delay = self.options.poll_backoff
         while True:
-            try:
-                message = await layer.receive(SEND_CHANNEL)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning(
-                    "receive on %s failed (%s); retrying in %.1fs", SEND_CHANNEL, exc, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.options.max_backoff)
-                continue
-            delay = self.options.poll_backoff
+            message = await receive_retrying(
+                layer, SEND_CHANNEL, logger, self.options.poll_backoff, self.options.max_backoff
+            )
             await slots.acquire()
             task = asyncio.create_task(self._send_from_channel(layer, message))
             self._sending.add(task)
