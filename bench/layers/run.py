@@ -110,13 +110,18 @@ def make_layer(kind: str, prefix: str) -> Any:
     raise ValueError(kind)
 
 
-async def close_layer(layer: Any) -> None:
-    # channels_redis' pub/sub layer closes its connections in flush().
-    await layer.flush()
+async def close_connections(layer: Any) -> None:
+    """``close()``, or channels_redis' core layer's ``close_pools()``."""
     for method in ("close", "close_pools"):
         if hasattr(layer, method):
             await getattr(layer, method)()
             return
+
+
+async def close_layer(layer: Any) -> None:
+    # channels_redis' pub/sub layer closes its connections in flush().
+    await layer.flush()
+    await close_connections(layer)
 
 
 @dataclass
@@ -244,10 +249,7 @@ async def produce_in_child(kind: str, prefix: str, channel: str, count: int) -> 
     layer = make_layer(kind, prefix)
     for _ in range(count):
         await layer.send(channel, MESSAGE)
-    for method in ("close", "close_pools"):
-        if hasattr(layer, method):
-            await getattr(layer, method)()
-            break
+    await close_connections(layer)
 
 
 # Report ------------------------------------------------------------------------------

@@ -42,7 +42,6 @@ from .keys import (
     group_key,
     inbox_key,
     is_local,
-    shard_name,
 )
 from .local import FamilyReceiver
 from .serializers import Serializer, require_dict
@@ -205,7 +204,7 @@ class RedisChannelLayer(BaseChannelLayer):
         payload = self.serializer.dumps(message)
         state = self._loops.get()
         receiver = state.families.get(family_of(channel)) if is_local(channel) else None
-        shard = self._shard(state, shard_name(channel))
+        shard = self._shard(state, self.non_local_name(channel))
         delivered = await self._send_once(shard, channel, payload, receiver)
         if not delivered and receiver is not None and await receiver.settle():
             # Our own receive loop had acks in flight: now applied, try again once.
@@ -347,7 +346,7 @@ class RedisChannelLayer(BaseChannelLayer):
         buckets: dict[tuple[int, object], list[str]] = defaultdict(list)
         for raw in members:
             channel = raw.decode()
-            tag = shard_name(channel)
+            tag = self.non_local_name(channel)
             index = consistent_hash(tag, len(state.shards))
             buckets[index, state.shards[index].bucket(tag)].append(channel)
         results = await asyncio.gather(

@@ -69,11 +69,6 @@ def group_index_key(prefix: str, group: str) -> str:
     return f"{prefix}:{{{group}}}:f"
 
 
-def shard_name(channel: str) -> str:
-    """The name a channel is sharded by: its family if process-local, else itself."""
-    return family_of(channel) if is_local(channel) else channel
-
-
 def encode_deadline(deadline_ms: int) -> bytes:
     return b"%013d" % deadline_ms
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from gateway.layers.stats import LayerStats
 
@@ -151,9 +152,7 @@ class FamilyReceiver:
             try:
                 with translate_errors(self.shard.name):
                     await scripts.deliver.run(
-                        self.shard,
-                        [self.inbox, self.counts],
-                        [0, 0, b"", b"", len(acks) // 2, *acks],
+                        self.shard, [self.inbox, self.counts], _acks_only(acks)
                     )
             except Exception:
                 # Redis is down: its counts die with it (or expire with the family).
@@ -175,8 +174,7 @@ class FamilyReceiver:
             confirmed = self._track()
             if acks:
                 sha = scripts.deliver.sha
-                head = (0, 0, b"", b"", len(acks) // 2)
-                prelude.append(("EVALSHA", sha, 2, self.inbox, self.counts, *head, *acks))
+                prelude.append(("EVALSHA", sha, 2, self.inbox, self.counts, *_acks_only(acks)))
             self.popping = True
             try:
                 if self.lease is None:
@@ -249,3 +247,8 @@ class FamilyReceiver:
                 self.family,
                 len(entries),
             )
+
+
+def _acks_only(acks: list[str | int]) -> list[Any]:
+    """:data:`scripts.DELIVER` arguments that apply ``acks`` and deliver nothing."""
+    return [0, 0, b"", b"", len(acks) // 2, *acks]

@@ -284,7 +284,8 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
         self.check_channel(channel)
         require_dict(message)
         payload = self.serializer.dumps(message)
-        family = self._pubsub.get().families.get(family_of(channel))
+        name = family_of(channel)
+        family = self._pubsub.get().families.get(name)
         target = channel
         if family is not None:  # received here: enforce capacity now, exactly
             capacity = self.get_capacity(channel)
@@ -294,10 +295,9 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
             family.in_flight[channel] = family.in_flight.get(channel, 0) + 1
             target = f"{channel}{ORIGIN}{self.client_prefix}"
         entry = encode_entry(self.now_ms() + int(self.expiry * 1000), target, payload)
-        shard = self._shard(self._loops.get(), family_of(channel))
-        topic = inbox_key(self.prefix, family_of(channel))
+        shard = self._shard(self._loops.get(), name)
         try:
-            await shard.execute("PUBLISH", topic, entry)
+            await shard.execute("PUBLISH", inbox_key(self.prefix, name), entry)
         except BaseException:
             if family is not None:
                 family.landed(channel)
@@ -309,7 +309,8 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
             return await super().receive(channel)
         self.check_channel(channel)
         state = self._pubsub.get()
-        family = state.families.get(family_of(channel)) or await state.family(family_of(channel))
+        name = family_of(channel)
+        family = state.families.get(name) or await state.family(name)
         mailbox = family.mailboxes[channel]
         while True:
             deadline, payload = await mailbox.get()
