@@ -11,7 +11,8 @@ class LayerStats:
 
     ``dropped_full`` counts messages refused because a channel was at capacity
     (a ``send`` raising ``ChannelFull``, or a ``group_send`` member skipped);
-    ``expired`` counts messages discarded unread after ``expiry`` seconds.
+    ``expired`` counts messages discarded unread after ``expiry`` seconds;
+    ``unavailable`` counts messages not sent because the backend stayed unreachable.
     """
 
     sent: int = 0
@@ -20,6 +21,7 @@ class LayerStats:
     expired: int = 0
     dropped_full: int = 0
     reconnects: int = 0
+    unavailable: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

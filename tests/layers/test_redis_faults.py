@@ -3,13 +3,15 @@
 The servers run without persistence, so a restart comes back empty, like a crash
 of a cache-style Redis. Kills and restarts run in a thread so the event loop keeps
 running meanwhile, as it would in a real process. The layers promise at-most-once
-delivery: what Redis held at the crash is gone; everything sent after it is back
-arrives.
+delivery: what Redis held at the crash is gone; sends wait up to ``outage_timeout``
+for Redis to come back; the group memberships this process made are re-added; and
+everything sent after recovery arrives.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +25,8 @@ from tests.layers.redis_servers import RedisServer, redis_servers
 pytestmark = [pytest.mark.redis]
 
 WAIT = 10.0
+#: How long sends wait for Redis in these tests (the default is 10 s).
+OUTAGE = 1.0
 
 
 @pytest.fixture
@@ -33,7 +37,7 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def layer(server: RedisServer) -> AsyncIterator[RedisChannelLayer]:
-    layer = RedisChannelLayer(hosts=[server.url], prefix="faults")
+    layer = RedisChannelLayer(hosts=[server.url], prefix="faults", outage_timeout=OUTAGE)
     yield layer
     await layer.close()
 
@@ -63,7 +67,7 @@ async def test_receivers_survive_a_restart_and_get_everything_sent_after_it(
 
     await asyncio.to_thread(server.kill)
     with pytest.raises(ChannelLayerUnavailable, match="unavailable"):
-        async with asyncio.timeout(WAIT):  # fails fast, never hangs
+        async with asyncio.timeout(WAIT):  # fails after outage_timeout, never hangs
             await layer.send("stream", {"type": "test.message", "n": -1})
     await asyncio.to_thread(server.start)
 
@@ -77,7 +81,7 @@ async def test_receivers_survive_a_restart_and_get_everything_sent_after_it(
     assert layer.stats.reconnects >= 2  # each receive loop counted its own recovery
 
 
-async def test_what_redis_held_at_the_crash_is_lost_and_said_so(
+async def test_what_redis_held_at_the_crash_is_lost_but_memberships_come_back(
     layer: RedisChannelLayer, server: RedisServer
 ) -> None:
     for n in range(5):
@@ -85,11 +89,72 @@ async def test_what_redis_held_at_the_crash_is_lost_and_said_so(
     await layer.group_add("room", "unread")
     await asyncio.to_thread(server.kill)
     await asyncio.to_thread(server.start)
-    # Queued messages and group memberships lived in Redis: both are gone.
+    # Queued messages lived in Redis: gone. The membership this process made is
+    # re-added before sends go on, so the group message arrives.
     await layer.group_send("room", {"type": "test.message", "n": "group"})
     await layer.send("unread", {"type": "test.message", "n": "after"})
     async with asyncio.timeout(WAIT):
+        assert (await layer.receive("unread"))["n"] == "group"
         assert (await layer.receive("unread"))["n"] == "after"
+    with server.client() as client:
+        assert client.zrange("faults:{room}:g", 0, -1) == [b"unread"]
+
+
+async def test_a_discarded_membership_is_not_restored(
+    layer: RedisChannelLayer, server: RedisServer
+) -> None:
+    await layer.group_add("room", "stays")
+    await layer.group_add("room", "leaves")
+    await layer.group_discard("room", "leaves")
+    await asyncio.to_thread(server.kill)
+    await asyncio.to_thread(server.start)
+    await layer.group_send("room", {"type": "test.message", "n": 1})
+    with server.client() as client:
+        assert client.zrange("faults:{room}:g", 0, -1) == [b"stays"]
+
+
+async def test_a_send_during_a_short_outage_waits_and_is_delivered(
+    server: RedisServer,
+) -> None:
+    layer = RedisChannelLayer(hosts=[server.url], prefix="faults", outage_timeout=WAIT)
+    try:
+        await layer.send("patient", {"type": "test.message", "n": 0})
+        await asyncio.to_thread(server.kill)
+        sending = asyncio.create_task(layer.send("patient", {"type": "test.message", "n": 1}))
+        await asyncio.sleep(0.3)  # an outage of at least this long
+        assert not sending.done()
+        await asyncio.to_thread(server.start)
+        async with asyncio.timeout(WAIT):
+            await sending
+            assert (await layer.receive("patient"))["n"] == 1  # n=0 died with Redis
+        assert layer.stats.unavailable == 0
+    finally:
+        await layer.close()
+
+
+async def test_an_outage_is_logged_once_with_the_count_of_messages_lost(
+    layer: RedisChannelLayer, server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    await layer.send("counted", {"type": "test.message"})
+    caplog.set_level(logging.WARNING, logger="gateway.layers.redis")
+    await asyncio.to_thread(server.kill)
+    failures = 0
+    for n in range(3):
+        try:
+            await layer.group_send("room", {"type": "test.message", "n": n})
+        except ChannelLayerUnavailable:
+            failures += 1
+    assert failures == 3
+    assert layer.stats.unavailable == 3
+    await asyncio.to_thread(server.start)
+    await layer.send("counted", {"type": "test.message"})
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 3, lines
+    assert "is unreachable" in lines[0]
+    assert "still unreachable" in lines[1]
+    assert "is back after" in lines[2]
+    assert "3 messages could not be sent" in lines[2]
+    assert not any(record.exc_info for record in caplog.records)
 
 
 async def test_a_receiver_waiting_through_the_outage_is_not_wedged(
@@ -122,6 +187,7 @@ async def test_pubsub_resubscribes_and_fires_callbacks_after_a_restart(
     layer = RedisPubSubChannelLayer(
         hosts=[server.url],
         prefix="faults",
+        outage_timeout=OUTAGE,
         on_disconnect=lambda: events.append("disconnect"),
         on_reconnect=on_reconnect,
     )

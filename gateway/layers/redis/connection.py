@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -31,31 +30,14 @@ from redis.exceptions import AskError, ClusterDownError, ResponseError, TryAgain
 
 from gateway.exceptions import ChannelLayerUnavailable
 
+from .availability import Availability
 from .config import HostConfig, describe_host, make_client, make_cluster_client
 from .errors import UNREACHABLE, translate_errors
 from .multiplexer import Multiplexer
 
 Requeue = Callable[[Any], Awaitable[None]]
-
-
-class Backoff:
-    """Exponential backoff with jitter for reconnect loops (50 ms doubling to 2 s)."""
-
-    def __init__(self, first: float = 0.05, cap: float = 2.0) -> None:
-        self.first = first
-        self.cap = cap
-        self.failures = 0
-
-    async def wait(self) -> None:
-        delay = min(self.cap, self.first * 2 ** min(self.failures, 16))
-        self.failures += 1
-        await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-
-    def succeeded(self) -> bool:
-        """Reset; True when this success ends a run of failures (a reconnect)."""
-        recovered = self.failures > 0
-        self.failures = 0
-        return recovered
+#: What a layer does when a shard's Redis answers again after an outage.
+Recovered = Callable[["Shard"], Awaitable[None]]
 
 
 class Lease:
@@ -90,12 +72,19 @@ class Shard:
     pops borrow connections of their own from the client's pool (:meth:`lease`).
     """
 
-    def __init__(self, host: HostConfig) -> None:
+    def __init__(self, host: HostConfig, on_recovered: Recovered) -> None:
         self.name = describe_host(host)
         self.redis = make_client(host)
+        self.availability = self._availability(on_recovered)
         pool = self.redis.connection_pool
         timeout = pool.connection_kwargs.get("socket_timeout") or 5.0
-        self.mux = Multiplexer(pool, self.name, timeout)
+        self.mux = Multiplexer(pool, self.name, timeout, self.availability.lost)
+
+    def _availability(self, on_recovered: Recovered) -> Availability:
+        async def recovered() -> None:
+            await on_recovered(self)
+
+        return Availability(self.name, lambda: self.execute("PING"), recovered)
 
     def bucket(self, tag: str) -> object:
         """Targets in one bucket can be handled by one script call."""
@@ -105,7 +94,11 @@ class Shard:
         """Re-learn where keys live (after a cluster said a slot moved)."""
 
     async def execute(self, *args: Any) -> Any:
-        return await self.mux.execute(*args)
+        try:
+            return await self.mux.execute(*args)
+        except ChannelLayerUnavailable as exc:
+            self.availability.lost(exc)
+            raise
 
     async def push_back(self, key: str, entries: Sequence[bytes], ttl_ms: int) -> None:
         """Put popped ``entries`` back at the head of ``key``, in order, with a TTL.
@@ -134,6 +127,7 @@ class Shard:
                 await self.redis.unlink(*batch)
 
     async def aclose(self) -> None:
+        await self.availability.aclose()
         await self.mux.aclose()
         await close_client(self.redis)
 
@@ -141,16 +135,21 @@ class Shard:
 class ClusterShard(Shard):
     """A Redis Cluster: commands are routed by key slot, blocking reads by node."""
 
-    def __init__(self, hosts: Sequence[HostConfig]) -> None:
+    def __init__(self, hosts: Sequence[HostConfig], on_recovered: Recovered) -> None:
         self.name = "cluster " + ", ".join(describe_host(host) for host in hosts)
         self.cluster = make_cluster_client(hosts)
+        self.availability = self._availability(on_recovered)
 
     def bucket(self, tag: str) -> object:
         return key_slot(tag.encode())
 
     async def execute(self, *args: Any) -> Any:
-        with translate_errors(self.name):
-            return await self.cluster.execute_command(*args)
+        try:
+            with translate_errors(self.name):
+                return await self.cluster.execute_command(*args)
+        except ChannelLayerUnavailable as exc:
+            self.availability.lost(exc)
+            raise
 
     async def lease(self, key: str) -> Lease:
         with translate_errors(self.name):
@@ -171,13 +170,14 @@ class ClusterShard(Shard):
                 await self.cluster.unlink(key)
 
     async def aclose(self) -> None:
+        await self.availability.aclose()
         await self.cluster.aclose()
 
 
-def make_shards(hosts: Sequence[HostConfig], cluster: bool) -> list[Shard]:
+def make_shards(hosts: Sequence[HostConfig], cluster: bool, on_recovered: Recovered) -> list[Shard]:
     if cluster:
-        return [ClusterShard(hosts)]
-    return [Shard(host) for host in hosts]
+        return [ClusterShard(hosts, on_recovered)]
+    return [Shard(host, on_recovered) for host in hosts]
 
 
 class BlockingReader:

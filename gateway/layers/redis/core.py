@@ -19,18 +19,19 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from re import Pattern
-from typing import Any
+from typing import Any, TypeVar
 
-from gateway.exceptions import ChannelFull
+from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
 from gateway.layers.base import BaseChannelLayer, Message
 from gateway.layers.stats import LayerStats
 
 from . import scripts
+from .availability import Backoff
 from .config import decode_hosts
-from .connection import Backoff, BlockingReader, LoopRegistry, Shard, make_shards
-from .errors import UNREACHABLE, translate_errors
+from .connection import BlockingReader, LoopRegistry, Shard, make_shards
+from .errors import UNREACHABLE, CommandNotSent, translate_errors
 from .keys import (
     channel_key,
     consistent_hash,
@@ -44,9 +45,12 @@ from .keys import (
     is_local,
 )
 from .local import FamilyReceiver
+from .scripts import Script
 from .serializers import Serializer, require_dict
 
 logger = logging.getLogger("gateway.layers.redis")
+
+T = TypeVar("T")
 
 #: Seconds a normal-channel BLPOP waits server-side before re-issuing; keeps dead
 #: TCP connections from hanging a receiver forever.
@@ -57,7 +61,7 @@ class _LoopState:
     """Everything a layer holds in one event loop."""
 
     def __init__(self, layer: RedisChannelLayer) -> None:
-        self.shards = make_shards(layer.hosts, layer.cluster)
+        self.shards = make_shards(layer.hosts, layer.cluster, layer.restore_memberships)
         self.reader = BlockingReader()
         self.families: dict[str, FamilyReceiver] = {}
         self.closed = False
@@ -85,12 +89,18 @@ class RedisChannelLayer(BaseChannelLayer):
         }
 
     Besides channels_redis' keys: ``cluster=True`` makes ``hosts`` the startup
-    nodes of a Redis Cluster; ``clock`` replaces ``time.time`` (deadlines are wall
-    clock because they cross processes and machines).
+    nodes of a Redis Cluster; ``outage_timeout`` is how long (seconds) a ``send``,
+    ``group_send``, ``group_add`` or ``group_discard`` waits for an unreachable Redis
+    to come back before it raises; ``clock`` replaces ``time.time`` (deadlines are
+    wall clock because they cross processes and machines).
 
     Delivery is at most once: a message is gone from Redis once a receiver has
-    popped it. ``send`` raises :class:`~gateway.exceptions.ChannelFull` at capacity
-    and :class:`~gateway.exceptions.ChannelLayerUnavailable` when Redis is down.
+    popped it, and a send whose reply was lost with the connection is never
+    repeated. ``send`` raises :class:`~gateway.exceptions.ChannelFull` at capacity
+    and :class:`~gateway.exceptions.ChannelLayerUnavailable` when Redis stayed
+    unreachable for ``outage_timeout``. The group memberships this process made are
+    re-added whenever Redis answers again after an outage (a restarted Redis has
+    forgotten them), so live consumers keep receiving their groups' messages.
     """
 
     extensions = ["groups", "flush"]
@@ -110,6 +120,7 @@ class RedisChannelLayer(BaseChannelLayer):
         serializer_format: str = "msgpack",
         random_prefix_length: int = 12,
         cluster: bool = False,
+        outage_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         # random_prefix_length is accepted so channels_redis CONFIGs work unchanged;
@@ -120,6 +131,9 @@ class RedisChannelLayer(BaseChannelLayer):
             raise ValueError(f"prefix must be a str without braces, not {prefix!r}")
         self.hosts = decode_hosts(hosts)
         self.cluster = cluster
+        if not outage_timeout >= 0:
+            raise ValueError(f"outage_timeout must be >= 0 seconds, not {outage_timeout!r}")
+        self.outage_timeout = outage_timeout
         self.prefix = prefix
         self.group_expiry = group_expiry
         self.serializer = Serializer(serializer_format, symmetric_encryption_keys)
@@ -131,6 +145,9 @@ class RedisChannelLayer(BaseChannelLayer):
             lambda: _LoopState(self), _LoopState.aclose
         )
         self._valid_channels: set[str] = set()
+        #: group -> {channel: join time in ms}: what this process added, to re-add
+        #: after Redis lost it. Entries older than group_expiry are dropped.
+        self._memberships: dict[str, dict[str, int]] = {}
 
     # Helpers ------------------------------------------------------------------
 
@@ -169,7 +186,8 @@ class RedisChannelLayer(BaseChannelLayer):
         for family, members in families.items():
             order += members
             if self.local_delivery == "p":
-                args += ("p", inbox_key(self.prefix, family), len(members), *members)
+                keys.append(inbox_key(self.prefix, family))
+                args += ("p", len(members), *members)
                 continue
             keys += (inbox_key(self.prefix, family), counts_key(self.prefix, family))
             args += ("l", len(members))
@@ -179,6 +197,44 @@ class RedisChannelLayer(BaseChannelLayer):
 
     def _group_keys(self, group: str) -> list[str]:
         return [group_key(self.prefix, group), group_index_key(self.prefix, group)]
+
+    async def _script(
+        self, shard: Shard, script: Script, keys: list[str], args: list[Any], *, message: bool
+    ) -> Any:
+        """Run ``script`` on ``shard`` through outages (see :meth:`through_outages`)."""
+        return await self.through_outages(
+            shard, lambda: script.run(shard, keys, args), message=message
+        )
+
+    async def through_outages(
+        self, shard: Shard, call: Callable[[], Awaitable[T]], *, message: bool
+    ) -> T:
+        """``await call()``, waiting out an outage of ``shard`` for ``outage_timeout``.
+
+        A call that failed before reaching Redis is retried once Redis answers again.
+        One that may have reached it is retried only if it is not a message
+        (``message=False``: group membership changes and reads are idempotent), so
+        a message is never delivered twice. Messages given up are counted.
+        """
+        deadline: float | None = None
+        if shard.availability.down:  # recovering: let it re-add memberships first
+            deadline = asyncio.get_running_loop().time() + self.outage_timeout
+            await shard.availability.wait_up(self.outage_timeout)
+        while True:
+            try:
+                with translate_errors(shard.name):
+                    return await call()
+            except ChannelLayerUnavailable as exc:
+                shard.availability.lost(exc)
+                loop = asyncio.get_running_loop()
+                if deadline is None:
+                    deadline = loop.time() + self.outage_timeout
+                retry = not message or isinstance(exc, CommandNotSent)
+                if not retry or not await shard.availability.wait_up(deadline - loop.time()):
+                    if message:
+                        self.stats.unavailable += 1
+                        shard.availability.gave_up()
+                    raise
 
     def _family(self, state: _LoopState, family: str) -> FamilyReceiver:
         receiver = state.families.get(family)
@@ -224,7 +280,9 @@ class RedisChannelLayer(BaseChannelLayer):
         expiry_ms = int(self.expiry * 1000)
         head = [now, expiry_ms, encode_deadline(now + expiry_ms), payload, len(acks) // 2]
         try:
-            result = await scripts.deliver.run(shard, keys, [*head, *acks, *targets])
+            result = await self._script(
+                shard, scripts.deliver, keys, [*head, *acks, *targets], message=True
+            )
         except BaseException:
             if receiver is not None:
                 receiver.restore_acks(acks)
@@ -258,7 +316,8 @@ class RedisChannelLayer(BaseChannelLayer):
                     shard, key, ("BLPOP", key, BLOCK_SECONDS), requeue
                 )
             except UNREACHABLE as exc:
-                logger.warning("Receiving %s: %s; retrying", channel, exc)
+                logger.debug("Receiving %s: %s; retrying", channel, exc)
+                shard.availability.lost(exc)
                 await backoff.wait()
                 continue
             if backoff.succeeded():
@@ -280,19 +339,61 @@ class RedisChannelLayer(BaseChannelLayer):
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         shard = self._shard(self._loops.get(), group)
-        with translate_errors(shard.name):
-            await scripts.group_add.run(
-                shard,
-                self._group_keys(group),
-                [self.now_ms(), channel, int(self.group_expiry * 1000)],
-            )
+        joined = self.now_ms()
+        await self._add_member(shard, group, channel, joined)
+        self._memberships.setdefault(group, {})[channel] = joined
+
+    async def _add_member(self, shard: Shard, group: str, channel: str, joined: int) -> None:
+        ttl = int(self.group_expiry * 1000)
+        args = [joined, channel, ttl]
+        await self._script(shard, scripts.group_add, self._group_keys(group), args, message=False)
 
     async def group_discard(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
+        members = self._memberships.get(group)
+        if members is not None:
+            members.pop(channel, None)
+            if not members:
+                del self._memberships[group]
         shard = self._shard(self._loops.get(), group)
-        with translate_errors(shard.name):
-            await scripts.group_discard.run(shard, self._group_keys(group), [channel])
+        keys = self._group_keys(group)
+        await self._script(shard, scripts.group_discard, keys, [channel], message=False)
+
+    async def restore_memberships(self, shard: Shard) -> None:
+        """Re-add this process's memberships of the groups kept on ``shard``.
+
+        Runs when ``shard``'s Redis answers again after an outage: if it restarted,
+        it forgot them, and the live consumers they belong to would silently stop
+        getting group messages. Re-adding keeps the original join time, so
+        ``group_expiry`` still counts from the real join. Idempotent.
+        """
+        state = self._loops.get()
+        oldest = self.now_ms() - int(self.group_expiry * 1000)
+        restored = []
+        for group, members in list(self._memberships.items()):
+            if self._shard(state, group) is not shard:
+                continue
+            for channel, joined in list(members.items()):
+                if joined < oldest:
+                    del members[channel]
+                else:
+                    restored.append((group, channel, joined))
+            if not members:
+                del self._memberships[group]
+        for first in range(0, len(restored), 1000):
+            await asyncio.gather(
+                *(
+                    scripts.group_add.run(
+                        shard,
+                        self._group_keys(group),
+                        [joined, channel, int(self.group_expiry * 1000)],
+                    )
+                    for group, channel, joined in restored[first : first + 1000]
+                )
+            )
+        if restored:
+            logger.info("Re-added %d group memberships on %s", len(restored), shard.name)
 
     async def group_send(self, group: str, message: Message) -> None:
         """Deliver ``message`` to every member, each within its own capacity.
@@ -312,9 +413,8 @@ class RedisChannelLayer(BaseChannelLayer):
         gkeys = self._group_keys(group)
         if len(state.shards) == 1 and not self.cluster and not self.channel_capacity:
             # Everything on one server and one capacity: one round trip.
-            result = await scripts.group_send.run(
-                shard, gkeys, [*head, oldest, self.prefix, self.capacity, self.local_delivery]
-            )
+            args = [*head, oldest, self.prefix, self.capacity, self.local_delivery]
+            result = await self._script(shard, scripts.group_send, gkeys, args, message=True)
             self.stats.expired += int(result[0])
             members = int(result[1])
             undelivered = [raw.decode() for raw in result[2:]]
@@ -339,8 +439,7 @@ class RedisChannelLayer(BaseChannelLayer):
 
         Returns (members that were full, number of members).
         """
-        with translate_errors(shard.name):
-            members = await scripts.group_members.run(shard, gkeys, [oldest])
+        members = await self._script(shard, scripts.group_members, gkeys, [oldest], message=False)
         if not members:
             return [], 0
         buckets: dict[tuple[int, object], list[str]] = defaultdict(list)
@@ -360,8 +459,7 @@ class RedisChannelLayer(BaseChannelLayer):
     async def _deliver_many(self, shard: Shard, channels: list[str], head: list[Any]) -> list[str]:
         """Deliver to ``channels`` (one shard, one slot) in one script call."""
         keys, targets, order = self._targets(channels)
-        with translate_errors(shard.name):
-            result = await scripts.deliver.run(shard, keys, [*head, *targets])
+        result = await self._script(shard, scripts.deliver, keys, [*head, *targets], message=True)
         self.stats.expired += int(result[0])
         return [order[int(index) - 1] for index in result[1:]]
 

@@ -20,6 +20,14 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 
 
+class CommandNotSent(ChannelLayerUnavailable):
+    """Redis could not be reached before the command was written: retrying is safe.
+
+    Any other :class:`ChannelLayerUnavailable` may come after Redis ran the command
+    (its reply was lost), so a retry could deliver a message twice.
+    """
+
+
 @contextlib.contextmanager
 def translate_errors(where: str) -> Iterator[None]:
     """Turn redis-py's connection failures into :class:`ChannelLayerUnavailable`."""

@@ -25,7 +25,8 @@ from typing import Any
 from gateway.layers.stats import LayerStats
 
 from . import scripts
-from .connection import Backoff, BlockingReader, Lease, Shard
+from .availability import Backoff
+from .connection import BlockingReader, Lease, Shard
 from .errors import UNREACHABLE, translate_errors
 from .keys import counts_key, decode_entry, encode_entry, inbox_key
 from .mailbox import Mailboxes
@@ -150,16 +151,18 @@ class FamilyReceiver:
             acks = self.take_acks()
             confirmed = self._track()
             try:
-                with translate_errors(self.shard.name):
-                    await scripts.deliver.run(
-                        self.shard, [self.inbox, self.counts], _acks_only(acks)
-                    )
+                await self._apply_acks(acks)
             except Exception:
                 # Redis is down: its counts die with it (or expire with the family).
                 logger.debug("Could not decrement counts of %s", self.family, exc_info=True)
                 return
             finally:
                 confirmed.set_result(None)
+
+    async def _apply_acks(self, acks: list[str | int]) -> None:
+        """Apply ``acks`` now, loading the script into Redis if it lacks it."""
+        with translate_errors(self.shard.name):
+            await scripts.deliver.run(self.shard, [self.inbox, self.counts], _acks_only(acks))
 
     # The loop ---------------------------------------------------------------------
 
@@ -183,7 +186,8 @@ class FamilyReceiver:
                     self.shard, self.inbox, command, self._requeue, prelude, confirmed, self.lease
                 )
             except UNREACHABLE as exc:
-                logger.warning("Receiving %s: %s; retrying", self.family, exc)
+                logger.debug("Receiving %s: %s; retrying", self.family, exc)
+                self.shard.availability.lost(exc)
                 if self.lease is not None:  # take a fresh one (maybe of another node)
                     await self.lease.release()
                     self.lease = None
@@ -194,8 +198,9 @@ class FamilyReceiver:
                 if not confirmed.done():
                     confirmed.set_result(None)
             if replies and isinstance(replies[0], Exception):
-                self.restore_acks(acks)  # e.g. NOSCRIPT after a restart: the flush loads it
-                self._ack_flush_soon()
+                # NOSCRIPT: this Redis restarted or its scripts were flushed, and this
+                # process may never send (which would load the script). Apply them now.
+                await self._retry_acks(acks, replies[0])
             if backoff.succeeded():
                 self.stats.reconnects += 1
             if reply is not None:
@@ -204,6 +209,17 @@ class FamilyReceiver:
             if reply is None or self.now_ms() >= next_sweep:
                 self._sweep()
                 next_sweep = self.now_ms() + BLOCK_SECONDS * 1000
+
+    async def _retry_acks(self, acks: list[str | int], error: Exception) -> None:
+        """Apply acks whose call in the pop's prelude failed with ``error``."""
+        try:
+            await self._apply_acks(acks)
+        except UNREACHABLE:
+            self.restore_acks(acks)  # the next pop carries them again
+        except Exception:
+            # Not a missing script: counts of these channels stay too high until the
+            # family's keys expire; say so rather than retrying forever.
+            logger.exception("Could not decrement counts of %s (%s)", self.family, error)
 
     async def _requeue(self, reply: list[object]) -> None:
         entries = reply[1]

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from hiredis import pack_command  # C packer: ~6x faster than redis-py's on long args
@@ -28,16 +29,25 @@ from redis.exceptions import ResponseError
 
 from gateway.exceptions import ChannelLayerUnavailable
 
-from .errors import UNREACHABLE
+from .errors import UNREACHABLE, CommandNotSent
 
 
 class Multiplexer:
     """Pipelines the commands of one event loop over one connection from ``pool``."""
 
-    def __init__(self, pool: ConnectionPool, name: str, command_timeout: float) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        name: str,
+        command_timeout: float,
+        on_broken: Callable[[BaseException], None],
+    ) -> None:
         self.pool = pool
         self.name = name
         self.command_timeout = command_timeout
+        #: Told when the link breaks, even with no command in flight (a Redis restart).
+        self.on_broken = on_broken
+        self.closing = False
         self.connection: AbstractConnection | None = None
         self.in_flight: deque[asyncio.Future[Any]] = deque()
         self.reader: asyncio.Task[None] | None = None
@@ -91,7 +101,7 @@ class Multiplexer:
         try:
             connection = await self.pool.get_connection()
         except UNREACHABLE as exc:
-            raise ChannelLayerUnavailable(f"Redis at {self.name} is unavailable: {exc}") from exc
+            raise CommandNotSent(f"Redis at {self.name} is unavailable: {exc}") from exc
         self.pool_timeout = connection.socket_timeout
         connection.socket_timeout = None  # command_timeout bounds each command instead
         self.connection = connection
@@ -135,6 +145,8 @@ class Multiplexer:
         task = asyncio.ensure_future(self._discard(connection, reader))
         self.discarding.add(task)
         task.add_done_callback(self.discarding.discard)
+        if not self.closing:
+            self.on_broken(error)
 
     async def _discard(
         self, connection: AbstractConnection, reader: asyncio.Task[None] | None
@@ -147,6 +159,7 @@ class Multiplexer:
         await self.pool.release(connection)
 
     async def aclose(self) -> None:
+        self.closing = True
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None

@@ -33,11 +33,20 @@ from redis.asyncio.client import PubSub
 from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
 from gateway.layers.base import Message
 
+from . import scripts
+from .availability import Backoff
 from .config import HostConfig, describe_host, make_client
-from .connection import Backoff, LoopRegistry, close_client
+from .connection import LoopRegistry, close_client
 from .core import RedisChannelLayer
 from .errors import UNREACHABLE
-from .keys import consistent_hash, decode_entry, encode_entry, family_of, inbox_key, is_local
+from .keys import (
+    consistent_hash,
+    decode_entry,
+    encode_deadline,
+    family_of,
+    inbox_key,
+    is_local,
+)
 from .mailbox import Entry, Mailboxes
 from .serializers import require_dict
 
@@ -294,10 +303,15 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
                 raise ChannelFull(f"Channel {channel!r} is at capacity ({capacity})")
             family.in_flight[channel] = family.in_flight.get(channel, 0) + 1
             target = f"{channel}{ORIGIN}{self.client_prefix}"
-        entry = encode_entry(self.now_ms() + int(self.expiry * 1000), target, payload)
+        now = self.now_ms()
+        expiry_ms = int(self.expiry * 1000)
+        # Through the delivery script, keyed by the topic, rather than a bare PUBLISH:
+        # a cluster then always publishes a family's messages from one node, in order.
+        args = [now, expiry_ms, encode_deadline(now + expiry_ms), payload, 0, "p", 1, target]
+        keys = [inbox_key(self.prefix, name)]
         shard = self._shard(self._loops.get(), name)
         try:
-            await shard.execute("PUBLISH", inbox_key(self.prefix, name), entry)
+            await self._script(shard, scripts.deliver, keys, args, message=True)
         except BaseException:
             if family is not None:
                 family.landed(channel)

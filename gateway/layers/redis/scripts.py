@@ -87,8 +87,9 @@ end
 #: (channel, count) ack pairs that decrement ``KEYS[2]`` (a family's count hash),
 #: then the targets: a normal channel is ("n", channel, capacity) and uses one key
 #: (its list); a process-local family is ("l", m, channel1, capacity1, ...) and uses
-#: two keys (family inbox, family counts), or, published, ("p", topic, m, channel1,
-#: ..., channelm) and no key.
+#: two keys (family inbox, family counts), or, published, ("p", m, channel1, ...,
+#: channelm) and one key: the topic. (Published through a key so a cluster always
+#: runs it on the same node: publishes from one node reach subscribers in order.)
 DELIVER = (
     _DELIVERY_FUNCTIONS
     + """
@@ -112,10 +113,11 @@ while a <= #ARGV do
     to_family(KEYS[k], KEYS[k + 1], channels, caps, deadline, body, ttl)
     k = k + 2
   elseif ARGV[a] == 'p' then
-    local count = tonumber(ARGV[a + 2])
-    publish_family(ARGV[a + 1], table.concat(ARGV, ',', a + 3, a + 2 + count), deadline, body)
+    local count = tonumber(ARGV[a + 1])
+    publish_family(KEYS[k], table.concat(ARGV, ',', a + 2, a + 1 + count), deadline, body)
     member = member + count
-    a = a + 3 + count
+    a = a + 2 + count
+    k = k + 1
   else
     to_channel(KEYS[k], ARGV[a + 1], tonumber(ARGV[a + 2]), deadline, body, ttl, now)
     a = a + 3

@@ -1,0 +1,242 @@
+"""A process that only receives and one that only sends, over private Redis servers.
+
+This is how deployments use the layer: a web process whose consumers only receive
+their groups' messages, an MQTT or worker process that only sends. Everything that
+keeps a receiver going (scripts it runs to acknowledge, its group memberships) must
+work without the help of sends from its own process: on a fresh Redis, after
+``SCRIPT FLUSH``, and across a Redis restart, for both layers, on one Redis, two
+shards and a Cluster. Counts go well past the default capacity (100), which is
+where a receiver whose acknowledgements never reach Redis stalls.
+
+The receiving process is a child; this test process is the sender and never
+receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
+from tests.layers.redis_servers import RedisServer, redis_cluster, redis_servers
+
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
+
+WAIT = 20.0
+COUNT = 300  # three times the default capacity
+LAYERS = [RedisChannelLayer, RedisPubSubChannelLayer]
+
+#: The receiving process: joins "room" with a new channel, prints the channel's name,
+#: then prints "<via> <n>" for every message it receives (via: group, direct, work).
+RECEIVER = """
+import asyncio, json, sys
+from gateway.layers import redis as layers
+
+async def main(config):
+    config = json.loads(config)
+    layer = getattr(layers, config.pop("backend"))(**config)
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)
+    print(channel, flush=True)
+
+    async def report(name):
+        while True:
+            message = await layer.receive(name)
+            print(message["via"], message["n"], flush=True)
+
+    await asyncio.gather(report(channel), report("work"))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+class Receiver:
+    """The receive-only child process and what it has reported."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.channel = ""
+        self.got: dict[str, list[int]] = {"group": [], "direct": [], "work": []}
+
+    async def start(self) -> None:
+        self.channel = (await self._line()).strip()
+
+    async def _line(self) -> str:
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if not line:
+            raise AssertionError(f"the receiving process exited ({self.process.returncode})")
+        return line.decode()
+
+    async def wait_for(self, via: str, n: int) -> None:
+        """Read reports until message ``n`` arrived by ``via``."""
+        async with asyncio.timeout(WAIT):
+            while n not in self.got[via]:
+                kind, number = (await self._line()).split()
+                self.got[kind].append(int(number))
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
+
+
+@pytest.fixture
+async def spawn() -> AsyncIterator[Any]:
+    started: list[Receiver] = []
+
+    async def spawn(layer_class: type[RedisChannelLayer], **config: Any) -> Receiver:
+        config["backend"] = layer_class.__name__
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", RECEIVER, json.dumps(config), stdout=asyncio.subprocess.PIPE
+        )
+        receiver = Receiver(process)
+        started.append(receiver)
+        async with asyncio.timeout(WAIT):
+            await receiver.start()
+        return receiver
+
+    yield spawn
+    for receiver in started:
+        await receiver.stop()
+
+
+async def send_all(
+    layer: RedisChannelLayer, receiver: Receiver, numbers: range, pace: int = 50
+) -> None:
+    """Send ``numbers`` three ways; every ``pace`` messages, wait until they arrived.
+
+    Pacing keeps the sender within capacity, so anything missing is a real loss.
+    """
+    for n in numbers:
+        await layer.group_send("room", {"type": "test.message", "via": "group", "n": n})
+        await layer.send(receiver.channel, {"type": "test.message", "via": "direct", "n": n})
+        await layer.send("work", {"type": "test.message", "via": "work", "n": n})
+        if (n + 1) % pace == 0 or n == numbers[-1]:
+            for via in ("group", "direct", "work"):
+                await receiver.wait_for(via, n)
+
+
+def assert_in_order(receiver: Receiver, numbers: range) -> None:
+    for via, got in receiver.got.items():
+        assert [n for n in got if n in numbers] == list(numbers), via
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_servers(tmp_path, 1) as (server,):
+        yield server
+
+
+@pytest.fixture
+def two_servers(tmp_path: Path) -> Iterator[list[RedisServer]]:
+    with redis_servers(tmp_path, 2) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    with redis_cluster(tmp_path_factory.mktemp("cluster")) as nodes:
+        yield nodes
+
+
+@pytest.mark.parametrize("layer_class", LAYERS)
+async def test_receive_only_process_on_a_fresh_redis(
+    layer_class: type[RedisChannelLayer], server: RedisServer, spawn: Any
+) -> None:
+    receiver = await spawn(layer_class, hosts=[server.url])
+    layer = layer_class(hosts=[server.url])
+    try:
+        await send_all(layer, receiver, range(COUNT))
+        assert_in_order(receiver, range(COUNT))
+        with server.client() as client:
+            client.script_flush()  # what a restart or failover does to the script cache
+        await send_all(layer, receiver, range(COUNT, 2 * COUNT))
+        assert_in_order(receiver, range(COUNT, 2 * COUNT))
+    finally:
+        await layer.close()
+
+
+@pytest.mark.parametrize("layer_class", LAYERS)
+async def test_receive_only_process_sharded(
+    layer_class: type[RedisChannelLayer], two_servers: list[RedisServer], spawn: Any
+) -> None:
+    hosts = [server.url for server in two_servers]
+    receiver = await spawn(layer_class, hosts=hosts)
+    layer = layer_class(hosts=hosts)
+    try:
+        await send_all(layer, receiver, range(COUNT))
+        for server in two_servers:
+            with server.client() as client:
+                client.script_flush()
+        await send_all(layer, receiver, range(COUNT, 2 * COUNT))
+        assert_in_order(receiver, range(2 * COUNT))
+    finally:
+        await layer.close()
+
+
+@pytest.mark.parametrize("layer_class", LAYERS)
+async def test_receive_only_process_on_a_cluster(
+    layer_class: type[RedisChannelLayer],
+    cluster_nodes: list[RedisServer],
+    spawn: Any,
+    unique: str,
+) -> None:
+    config: dict[str, Any] = {
+        "hosts": [node.url for node in cluster_nodes],
+        "cluster": True,
+        "prefix": unique,
+    }
+    receiver = await spawn(layer_class, **config)
+    layer = layer_class(**config)
+    try:
+        await send_all(layer, receiver, range(COUNT))
+        for node in cluster_nodes:
+            with node.client() as client:
+                client.script_flush()
+        await send_all(layer, receiver, range(COUNT, 2 * COUNT))
+        assert_in_order(receiver, range(2 * COUNT))
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
+async def send_until_received(layer: RedisChannelLayer, receiver: Receiver, n: int) -> None:
+    """After a restart: send ``n`` to the group until the receiver has it (bounded)."""
+    async with asyncio.timeout(WAIT):
+        while n not in receiver.got["group"]:
+            await layer.group_send("room", {"type": "test.message", "via": "group", "n": n})
+            try:
+                await asyncio.wait_for(receiver.wait_for("group", n), 0.2)
+            except TimeoutError:
+                continue
+
+
+@pytest.mark.parametrize("layer_class", LAYERS)
+@pytest.mark.parametrize("shards", [1, 2])
+async def test_receive_only_process_across_a_redis_restart(
+    layer_class: type[RedisChannelLayer], shards: int, tmp_path: Path, spawn: Any
+) -> None:
+    """The receiver re-joins its group by itself; everything sent after recovery arrives."""
+    with redis_servers(tmp_path, shards) as servers:
+        hosts = [server.url for server in servers]
+        receiver = await spawn(layer_class, hosts=hosts)
+        layer = layer_class(hosts=hosts)
+        try:
+            await send_all(layer, receiver, range(COUNT))
+            for server in servers:
+                await asyncio.to_thread(server.kill)
+                await asyncio.to_thread(server.start)
+            # Recovery takes the receiver a moment: the first messages may be lost.
+            await send_until_received(layer, receiver, -1)
+            await send_all(layer, receiver, range(COUNT, 2 * COUNT))
+            assert_in_order(receiver, range(COUNT))
+            assert_in_order(receiver, range(COUNT, 2 * COUNT))
+        finally:
+            await layer.close()
