@@ -10,101 +10,47 @@ logged at ERROR.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-import os
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import websockets
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.project.processes import GatewayProcess, free_port, gateway, gateway_env, migrate
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
+@dataclasses.dataclass
 class Appliance:
-    def __init__(self, process: asyncio.subprocess.Process, web_port: int, mqtt_port: int):
-        self.process = process
-        self.web_port = web_port
-        #: Where devices publish: the embedded broker, or the broker bridged to.
-        self.mqtt_port = mqtt_port
-        self.log: list[str] = []
-
-    async def wait_for_log(self, needle: str) -> None:
-        assert self.process.stderr is not None
-        async with asyncio.timeout(30):
-            while not any(needle in line for line in self.log):
-                line = await self.process.stderr.readline()
-                if not line:
-                    raise AssertionError("gateway run exited early:\n" + "".join(self.log))
-                self.log.append(line.decode())
-
-    async def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        assert self.process.stderr is not None
-        async with asyncio.timeout(30):
-            rest = await self.process.stderr.read()
-            self.log.append(rest.decode())
-            return await self.process.wait()
+    gateway: GatewayProcess
+    web_port: int
+    #: Where devices publish: the embedded broker, or the broker bridged to.
+    mqtt_port: int
 
 
 @pytest.fixture(params=["broker", "bridge"])
 async def appliance(
     request: pytest.FixtureRequest, tmp_path: Path, mosquitto_url: str
 ) -> AsyncIterator[Appliance]:
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="project.settings",
-        GATEWAY_DATA_DIR=str(tmp_path),
-        PYTHONUNBUFFERED="1",
-    )
-    env.pop("MQTT_URL", None)
-    env.pop("TELEGRAM_BOT_TOKEN", None)
-    migrate = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "manage.py",
-        "migrate",
-        "--noinput",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    async with asyncio.timeout(60):
-        assert await migrate.wait() == 0
-    web_port, mqtt_port = free_port(), free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        "run",
-        "--port",
-        str(web_port),
-        "--mqtt-port",
-        str(mqtt_port),
-        "--mqtt-anonymous",
-        cwd=ROOT,
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    running = Appliance(process, web_port, mqtt_port)
-    try:
-        await running.wait_for_log("web server listening")
-        await running.wait_for_log("embedded MQTT broker listening")
-        yield running
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    web_port = free_port()
+    if request.param == "bridge":
+        env = gateway_env(tmp_path, MQTT_URL=mosquitto_url)
+        mqtt_port = urlsplit(mosquitto_url).port or 1883
+        options = []
+        ready = "mqtt bridge serving"
+    else:
+        env = gateway_env(tmp_path)
+        mqtt_port = free_port()
+        options = ["--mqtt-port", str(mqtt_port), "--mqtt-anonymous"]
+        ready = "embedded MQTT broker listening"
+    await migrate(env)
+    async with gateway(env, "run", "--port", str(web_port), *options) as process:
+        await process.wait_for_log("web server listening")
+        await process.wait_for_log(ready)
+        yield Appliance(process, web_port, mqtt_port)
 
 
 async def test_device_telemetry_reaches_the_live_feed(appliance: Appliance, unique: str) -> None:
@@ -132,7 +78,7 @@ async def test_device_telemetry_reaches_the_live_feed(appliance: Appliance, uniq
     assert stylesheet.status_code == 200
     assert stylesheet.headers["content-type"].startswith("text/css")
 
-    assert await appliance.stop() == 0
-    log = "".join(appliance.log)
+    assert await appliance.gateway.stop() == 0
+    log = appliance.gateway.text
     assert "ERROR" not in log, log
     assert "Traceback" not in log, log

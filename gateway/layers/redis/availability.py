@@ -129,7 +129,7 @@ class Availability:
                 self._lost,
             )
         else:
-            logger.warning("Redis at %s is back after %.1f s", self.name, seconds)
+            logger.info("Redis at %s is back after %.1f s", self.name, seconds)
 
     async def aclose(self) -> None:
         probe, self._probe = self._probe, None
