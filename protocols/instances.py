@@ -16,6 +16,12 @@ raises :class:`asyncio.QueueFull` so the server applies its own stated policy;
 :meth:`ApplicationInstance.wait_for_room` waits for room without queueing, and
 :meth:`ApplicationInstance.drain` hands back what an ended instance never read
 (so a server can deliver it to a fresh instance instead of losing it).
+
+A message may carry a ``handled`` callback, called once the application has
+handled it: when it asks for the next message (consumers handle one at a time) or
+ends normally. A message the application was handling when it raised stays
+unsettled in ``in_hand``, for its server to decide (the MQTT server acknowledges
+a QoS 1 message only once it was handled).
 """
 
 from __future__ import annotations
@@ -27,11 +33,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from gateway.failure_log import FailureLog
 from gateway.types import ASGIApp, Message, Scope, Send
 
 logger = logging.getLogger("gateway.server")
+#: Instances failing the same way (a bug, an outage) log one traceback, then counts.
+failures = FailureLog(logger)
 
 Clock = Callable[[], float]
+#: Called once the application has handled a message.
+Handled = Callable[[], None]
+#: A queued message and what to call once it was handled.
+Delivery = tuple[Message, Handled | None]
 
 
 class ApplicationInstance:
@@ -53,7 +66,9 @@ class ApplicationInstance:
         self.clock = clock
         self.last_activity = clock()
         self.failed: BaseException | None = None
-        self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=queue_size)
+        #: The message being handled (the last one received) and its callback.
+        self.in_hand: Delivery | None = None
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=queue_size)
         self._on_exit = on_exit
         self._application = application
         self._send = send
@@ -65,30 +80,37 @@ class ApplicationInstance:
         return self.task.done()
 
     async def _receive(self) -> Message:
-        message = await self._queue.get()
+        self._settle()  # asking for the next message: the previous one was handled
+        self.in_hand = await self._queue.get()
         self._room.set()
-        return message
+        return self.in_hand[0]
+
+    def _settle(self) -> None:
+        in_hand, self.in_hand = self.in_hand, None
+        if in_hand is not None and in_hand[1] is not None:
+            in_hand[1]()
 
     async def _run(self) -> None:
         try:
             await self._application(self.scope, self._receive, self._send)
+            self._settle()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.failed = exc
-            logger.exception("%s raised; its scope is closed", self.name)
+            failures.failed(f"{self.name} raised; its scope is closed", exc)
         finally:
             if self._on_exit is not None:
                 self._on_exit(self)
 
-    async def put(self, message: Message) -> None:
+    async def put(self, message: Message, handled: Handled | None = None) -> None:
         """Queue ``message`` for the instance, waiting while its queue is full."""
         self.last_activity = self.clock()
-        await self._queue.put(message)
+        await self._queue.put((message, handled))
 
-    def put_nowait(self, message: Message) -> None:
+    def put_nowait(self, message: Message, handled: Handled | None = None) -> None:
         """Queue ``message`` or raise :class:`asyncio.QueueFull`."""
-        self._queue.put_nowait(message)
+        self._queue.put_nowait((message, handled))
         self.last_activity = self.clock()
 
     async def wait_for_room(self) -> None:
@@ -102,9 +124,9 @@ class ApplicationInstance:
                 room.cancel()
                 await asyncio.gather(room, return_exceptions=True)
 
-    def drain(self) -> list[Message]:
+    def drain(self) -> list[Delivery]:
         """Remove and return every message queued but not received (oldest first)."""
-        left: list[Message] = []
+        left: list[Delivery] = []
         while not self._queue.empty():
             left.append(self._queue.get_nowait())
         return left
@@ -118,7 +140,7 @@ class ApplicationInstance:
         try:
             async with asyncio.timeout(timeout):
                 if not self.task.done() and terminal_message is not None:
-                    await self._queue.put(terminal_message)
+                    await self._queue.put((terminal_message, None))
                 await asyncio.shield(self.task)
         except TimeoutError:
             logger.warning("%s did not end within %.1fs of its scope closing", self.name, timeout)

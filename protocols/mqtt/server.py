@@ -15,6 +15,12 @@ Bounds and overflow policies:
 - live instances: ``max_instances``, least recently used evicted with
   ``mqtt.disconnect``; idle ones closed after ``idle_timeout``;
 - the route cache: ``ROUTE_CACHE_SIZE`` topics, least recently used forgotten.
+
+QoS 1/2 messages are acknowledged (bridge role) once every instance they were
+queued for has handled them. A message whose handling failed because the channel
+layer was unreachable is not acknowledged: it goes to a fresh instance for its key,
+before anything newer, after ``LAYER_RETRY_DELAY`` (dispatch holds meanwhile, so
+the link is paused by the ``inflight`` bound rather than losing messages).
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway.exceptions import ChannelLayerUnavailable
 from gateway.layers import get_channel_layer
 from gateway.layers.receiving import receive_retrying
 from gateway.routing.topic import RouteMatch, TopicRouter, find_topic_router
 from gateway.types import ASGIApp, Message, Scope, Send
-from protocols.instances import ApplicationInstance, InstanceManager
+from protocols.instances import ApplicationInstance, Delivery, Handled, InstanceManager
 from protocols.mqtt.events import (
     DynamicSubscriptions,
     Incoming,
@@ -54,6 +61,8 @@ logger = logging.getLogger("gateway.server.mqtt")
 #: The channel-layer channel any process sends ``mqtt.publish`` messages to.
 PUBLISH_CHANNEL = "mqtt.publish"
 ROUTE_CACHE_SIZE = 10_000
+#: Seconds dispatch waits before retrying a message that failed on the channel layer.
+LAYER_RETRY_DELAY = 1.0
 
 
 @dataclass
@@ -115,7 +124,9 @@ class MqttServer(Service):
         )
         self._routes: OrderedDict[str, RouteMatch | None] = OrderedDict()
         self._new_scopes: dict[Hashable, Scope] = {}
-        self._redeliver: deque[tuple[Hashable, Message]] = deque()
+        self._redeliver: deque[tuple[Hashable, Delivery]] = deque()
+        #: Loop time before which nothing is redelivered (the channel layer is down).
+        self._retry_at = 0.0
         self._pending: deque[tuple[Incoming, Message | None, Ack | None]] = deque()
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
@@ -205,22 +216,26 @@ class MqttServer(Service):
 
     async def _dispatch_loop(self) -> None:
         pending = self._pending
+        loop = asyncio.get_running_loop()
         while True:
+            if self._redeliver and loop.time() < self._retry_at:
+                await asyncio.sleep(self._retry_at - loop.time())
             while self._redeliver:
-                key, message = self._redeliver.popleft()
-                await self._put(key, message)
+                key, (message, handled) = self._redeliver.popleft()
+                await self._put(key, message, handled)
             if not pending:
                 self._drained.set()
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
             incoming, event, ack = pending.popleft()
+            settlement = _Settlement(ack) if ack is not None else None
             try:
-                await self._route(incoming, event)
+                await self._route(incoming, event, settlement)
             except Exception:
                 logger.exception("mqtt message on %r could not be dispatched", incoming.topic)
-            if ack is not None:
-                ack()
+            if settlement is not None:
+                settlement.routed()
             if self._paused and len(pending) <= self.inflight // 2:
                 self._paused = False
                 self.link.resume_reading()
@@ -236,7 +251,9 @@ class MqttServer(Service):
                 routes.popitem(last=False)
         return match
 
-    async def _route(self, incoming: Incoming, event: Message | None) -> None:
+    async def _route(
+        self, incoming: Incoming, event: Message | None, settlement: _Settlement | None
+    ) -> None:
         match = self._resolve(incoming.topic)
         delivered = False
         if match is not None:
@@ -250,13 +267,14 @@ class MqttServer(Service):
                     client=incoming.client,
                 )
             message = event if event is not None else message_event(incoming, match.pattern.filter)
-            await self._put(key, message)
+            await self._put(key, message, settlement.expect() if settlement is not None else None)
             delivered = True
         if event is None and self.dynamic.by_key:
             routed_key = match.key if match is not None else None
             for key, topic_filter in self.dynamic.matches(incoming.topic):
                 if key != routed_key and key in self.manager.instances:
-                    await self._put(key, message_event(incoming, topic_filter))
+                    handled = settlement.expect() if settlement is not None else None
+                    await self._put(key, message_event(incoming, topic_filter), handled)
                     delivered = True
         if delivered:
             self.stats.dispatched += 1
@@ -269,13 +287,13 @@ class MqttServer(Service):
                     self.stats.unroutable,
                 )
 
-    async def _put(self, key: Hashable, message: Message) -> None:
+    async def _put(self, key: Hashable, message: Message, handled: Handled | None = None) -> None:
         """Queue ``message`` for ``key``'s instance (a fresh one if it ended), in order."""
         instance = self.manager.get(key)
         while True:
             await instance.wait_for_room()
             if not instance.done:
-                instance.put_nowait(message)
+                instance.put_nowait(message, handled)
                 return
             self._new_scopes.setdefault(key, dict(instance.scope))
             instance = self.manager.get(key)
@@ -311,11 +329,21 @@ class MqttServer(Service):
     def _instance_ended(self, key: Hashable, instance: ApplicationInstance) -> None:
         if instance.failed is not None:
             self.stats.consumer_errors += 1
-        unread = [m for m in instance.drain() if m["type"] != "mqtt.disconnect"]
+        unread = [d for d in instance.drain() if d[0]["type"] != "mqtt.disconnect"]
+        if instance.in_hand is not None:
+            if _layer_was_down(instance.failed):
+                unread.insert(0, instance.in_hand)  # not handled: retried, never acked
+                self._retry_at = asyncio.get_running_loop().time() + LAYER_RETRY_DELAY
+            elif instance.in_hand[1] is not None and not (
+                self._stopping and instance.failed is None
+            ):
+                # Handled by raising: acked, not retried forever. Only one cut short by
+                # shutdown stays unacknowledged, for the broker to resend to the next run.
+                instance.in_hand[1]()
         if unread and not self._stopping:
             # What the instance never read goes to a fresh one, before anything newer.
             self._new_scopes.setdefault(key, dict(instance.scope))
-            self._redeliver.extend((key, message) for message in unread)
+            self._redeliver.extend((key, delivery) for delivery in unread)
             self._wakeup.set()
         if key in self.manager.instances:
             return  # a newer instance serves the key and owns its subscriptions
@@ -418,3 +446,35 @@ class MqttServer(Service):
                 logger.warning(
                     "publish to %r from %r failed: %s", outgoing.topic, PUBLISH_CHANNEL, exc
                 )
+
+
+class _Settlement:
+    """Acknowledges a received message once each instance it went to has handled it."""
+
+    __slots__ = ("ack", "waiting")
+
+    def __init__(self, ack: Ack) -> None:
+        self.ack = ack
+        self.waiting = 1  # routing itself, until routed()
+
+    def expect(self) -> Handled:
+        """One more instance to wait for; the callback it calls once it handled it."""
+        self.waiting += 1
+        return self._handled
+
+    def routed(self) -> None:
+        self._handled()
+
+    def _handled(self) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.ack()
+
+
+def _layer_was_down(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what caused it) is the channel layer being unreachable."""
+    while error is not None:
+        if isinstance(error, ChannelLayerUnavailable):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

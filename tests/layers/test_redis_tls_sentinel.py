@@ -49,7 +49,9 @@ async def test_layers_speak_tls(
 
 
 async def test_tls_is_required_by_the_server(tls_server: TLSRedisServer) -> None:
-    plain = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{tls_server.port}/0"], prefix="tls")
+    plain = RedisChannelLayer(
+        hosts=[f"redis://127.0.0.1:{tls_server.port}/0"], prefix="tls", outage_timeout=0.5
+    )
     try:
         with pytest.raises(ChannelLayerUnavailable):
             async with asyncio.timeout(WAIT):

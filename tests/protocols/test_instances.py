@@ -7,7 +7,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from gateway.types import Message, Receive, Scope, Send
-from protocols.instances import ApplicationInstance, InstanceManager
+from protocols.instances import ApplicationInstance, Delivery, InstanceManager
 
 WAIT = 5.0
 
@@ -105,7 +105,7 @@ async def test_zero_argument_terminal_message_still_works() -> None:
 
 async def test_on_exit_reports_failures_and_drain_returns_unread_messages() -> None:
     log: asyncio.Queue[tuple[Any, Message]] = asyncio.Queue()
-    ended: list[tuple[Hashable, ApplicationInstance, list[Message]]] = []
+    ended: list[tuple[Hashable, ApplicationInstance, list[Delivery]]] = []
     done = asyncio.Event()
 
     def on_exit(key: Hashable, instance: ApplicationInstance) -> None:
@@ -122,8 +122,54 @@ async def test_on_exit_reports_failures_and_drain_returns_unread_messages() -> N
         await done.wait()
     key, gone, unread = ended[0]
     assert (key, isinstance(gone.failed, RuntimeError)) == ("k", True)
-    assert unread == [{"type": "test.event", "n": "unread"}]
+    assert unread == [({"type": "test.event", "n": "unread"}, None)]
+    assert gone.in_hand == ({"type": "test.boom"}, None)  # being handled when it raised
     assert "k" not in instances.instances
+
+
+async def test_a_message_counts_as_handled_once_the_next_is_asked_for_or_the_app_ends() -> None:
+    received: asyncio.Queue[Message] = asyncio.Queue()
+    proceed = asyncio.Event()
+    handled: list[str] = []
+
+    async def application(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            await received.put(message)
+            await proceed.wait()  # handling takes until the test says so
+            proceed.clear()
+            if message["type"] == "test.disconnect":
+                return
+
+    async def send(message: Message) -> None:
+        pass
+
+    instance = ApplicationInstance(application, {"type": "test"}, send)
+    instance.put_nowait({"type": "test.event", "n": 1}, lambda: handled.append("1"))
+    instance.put_nowait({"type": "test.disconnect"}, lambda: handled.append("end"))
+    async with asyncio.timeout(WAIT):
+        assert (await received.get())["n"] == 1
+        assert handled == []  # the application is still on it
+        proceed.set()
+        assert (await received.get())["type"] == "test.disconnect"
+        assert handled == ["1"]
+        proceed.set()
+        await instance.task
+    assert handled == ["1", "end"]
+    assert instance.in_hand is None
+
+
+async def test_a_message_the_app_raised_on_is_left_unhandled() -> None:
+    log: asyncio.Queue[tuple[Any, Message]] = asyncio.Queue()
+    handled: list[str] = []
+    instances = manager(log, terminal_message=lambda reason: {"type": "test.disconnect"})
+    instance = instances.get("k")
+    instance.put_nowait({"type": "test.boom"}, lambda: handled.append("boom"))
+    async with asyncio.timeout(WAIT):
+        await instance.task
+    assert handled == []
+    assert instance.in_hand is not None
+    assert instance.in_hand[0] == {"type": "test.boom"}
 
 
 async def test_wait_for_room_returns_when_the_instance_reads_or_ends() -> None:

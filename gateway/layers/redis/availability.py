@@ -106,6 +106,18 @@ class Availability:
             return False
         return True
 
+    async def pause_after_failure(self, backoff: Backoff) -> None:
+        """Pause a receive loop after a failure: until Redis is back, or a backoff step.
+
+        During an outage the loop wakes as soon as the probe sees Redis answer, not
+        up to a backoff step later; other failures (a cluster slot moving) back off.
+        """
+        if self.down:
+            backoff.failures += 1
+            await self.wait_up(backoff.cap)
+        else:
+            await backoff.wait()
+
     async def _wait_until_back(self) -> None:
         # Pings are cheap: a short cap keeps senders from waiting long after recovery.
         backoff = Backoff(cap=0.5)

@@ -28,7 +28,7 @@ from gateway.layers.base import BaseChannelLayer, Message
 from gateway.layers.stats import LayerStats
 
 from . import scripts
-from .availability import Backoff
+from .availability import Availability, Backoff
 from .config import decode_hosts
 from .connection import BlockingReader, LoopRegistry, Shard, make_shards
 from .errors import UNREACHABLE, CommandNotSent, translate_errors
@@ -216,25 +216,30 @@ class RedisChannelLayer(BaseChannelLayer):
         (``message=False``: group membership changes and reads are idempotent), so
         a message is never delivered twice. Messages given up are counted.
         """
-        deadline: float | None = None
-        if shard.availability.down:  # recovering: let it re-add memberships first
-            deadline = asyncio.get_running_loop().time() + self.outage_timeout
-            await shard.availability.wait_up(self.outage_timeout)
+        availability = shard.availability
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.outage_timeout
         while True:
+            # During an outage nothing goes out until the recovery (which re-adds
+            # memberships) is done, or a message could reach a group still empty.
+            if availability.down and not await availability.wait_up(deadline - loop.time()):
+                raise self._gave_up(availability, message, f"Redis at {shard.name} is unavailable")
             try:
                 with translate_errors(shard.name):
                     return await call()
             except ChannelLayerUnavailable as exc:
-                shard.availability.lost(exc)
-                loop = asyncio.get_running_loop()
-                if deadline is None:
-                    deadline = loop.time() + self.outage_timeout
+                availability.lost(exc)
                 retry = not message or isinstance(exc, CommandNotSent)
-                if not retry or not await shard.availability.wait_up(deadline - loop.time()):
-                    if message:
-                        self.stats.unavailable += 1
-                        shard.availability.gave_up()
-                    raise
+                if not retry or loop.time() >= deadline:
+                    raise self._gave_up(availability, message, str(exc)) from exc
+
+    def _gave_up(
+        self, availability: Availability, message: bool, reason: str
+    ) -> ChannelLayerUnavailable:
+        if message:
+            self.stats.unavailable += 1
+            availability.gave_up()
+        return ChannelLayerUnavailable(f"{reason} (waited up to {self.outage_timeout} s)")
 
     def _family(self, state: _LoopState, family: str) -> FamilyReceiver:
         receiver = state.families.get(family)
@@ -318,7 +323,7 @@ class RedisChannelLayer(BaseChannelLayer):
             except UNREACHABLE as exc:
                 logger.debug("Receiving %s: %s; retrying", channel, exc)
                 shard.availability.lost(exc)
-                await backoff.wait()
+                await shard.availability.pause_after_failure(backoff)
                 continue
             if backoff.succeeded():
                 self.stats.reconnects += 1

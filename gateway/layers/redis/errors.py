@@ -33,6 +33,8 @@ def translate_errors(where: str) -> Iterator[None]:
     """Turn redis-py's connection failures into :class:`ChannelLayerUnavailable`."""
     try:
         yield
+    except ChannelLayerUnavailable:
+        raise
     except UNREACHABLE as exc:
         raise ChannelLayerUnavailable(f"Redis at {where} is unavailable: {exc}") from exc
     except RedisClusterException as exc:

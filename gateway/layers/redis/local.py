@@ -191,7 +191,7 @@ class FamilyReceiver:
                 if self.lease is not None:  # take a fresh one (maybe of another node)
                     await self.lease.release()
                     self.lease = None
-                await backoff.wait()
+                await self.shard.availability.pause_after_failure(backoff)
                 continue
             finally:
                 self.popping = False

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from gateway.exceptions import ChannelLayerUnavailable
+from gateway.generic.mqtt import AsyncMqttConsumer
 from gateway.layers import get_channel_layer
 from gateway.routing import TopicRouter, topic
 from protocols.mqtt.bridge import BridgeLink
@@ -115,3 +116,102 @@ async def test_fixed_channel_survives_a_redis_restart(
     await send_when_up(layer, {**command, "payload": "after"})
     assert (await device.next_message()).payload == b"after"
     await layer.close()
+
+
+class Forwarder(AsyncMqttConsumer):
+    """Forwards each message to the group "readings"; reports every attempt."""
+
+    attempts: asyncio.Queue[bytes] | None = None
+
+    async def receive(self, topic: str, payload: bytes, **details: Any) -> None:
+        assert self.attempts is not None
+        self.attempts.put_nowait(payload)
+        await self.channel_layer.group_send(
+            "readings", {"type": "test.reading", "payload": payload}
+        )
+
+
+def redis_layer_settings(settings: Any, port: int, prefix: str) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "gateway.layers.redis.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [f"redis://127.0.0.1:{port}/0"],
+                "prefix": prefix,
+                "outage_timeout": 0.2,
+            },
+        }
+    }
+
+
+async def test_a_message_that_failed_on_a_down_layer_is_retried_until_it_is_back(
+    redis_server: RedisServer,
+    settings: Any,
+    unique: str,
+    serve: Callable[..., Any],
+    devices: Callable[..., Device],
+    mosquitto_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    redis_layer_settings(settings, redis_server.port, unique)
+    layer = get_channel_layer()
+    watcher = await layer.new_channel()
+    await layer.group_add("readings", watcher)
+    attempts: asyncio.Queue[bytes] = asyncio.Queue()
+    forwarder = Forwarder.as_asgi(attempts=attempts)
+    application = TopicRouter([topic(f"{unique}/in/<n>", forwarder, qos=1)])
+    await serve(application, BridgeLink(BridgeConfig.from_url(mosquitto_url)))
+    device = devices(urlsplit(mosquitto_url).port or 1883)
+    await device.connect()
+    try:
+        async with asyncio.timeout(WAIT):
+            await device.publish(f"{unique}/in/1", "before", qos=1)
+            assert (await layer.receive(watcher))["payload"] == b"before"
+            assert await attempts.get() == b"before"
+
+            await redis_server.kill()
+            await device.publish(f"{unique}/in/1", "during", qos=1)
+            for _ in range(3):  # it fails, and is tried again, and again
+                assert await attempts.get() == b"during"
+            await redis_server.start()
+            assert (await layer.receive(watcher))["payload"] == b"during"
+        # One traceback at most for all those failures, however many there were.
+        tracebacks = [r for r in caplog.records if r.exc_info and r.name == "gateway.server"]
+        assert len(tracebacks) <= 1
+    finally:
+        await layer.close()
+
+
+async def test_a_message_that_failed_on_a_down_layer_is_not_acknowledged(
+    redis_server: RedisServer,
+    settings: Any,
+    unique: str,
+    serve: Callable[..., Any],
+    devices: Callable[..., Device],
+    mosquitto_url: str,
+) -> None:
+    """The gateway stops while Redis is down: the broker resends the message to the next."""
+    redis_layer_settings(settings, redis_server.port, unique)
+    url = f"{mosquitto_url}?client_id={unique}"  # a persistent session
+    attempts: asyncio.Queue[bytes] = asyncio.Queue()
+    forwarder = Forwarder.as_asgi(attempts=attempts)
+    application = TopicRouter([topic(f"{unique}/in/<n>", forwarder, qos=1)])
+    first = await serve(application, BridgeLink(BridgeConfig.from_url(url)))
+    device = devices(urlsplit(mosquitto_url).port or 1883)
+    await device.connect()
+    await redis_server.kill()
+    await device.publish(f"{unique}/in/1", "during", qos=1)
+    async with asyncio.timeout(WAIT):
+        assert await attempts.get() == b"during"
+    await first.stop(1.0)
+    await redis_server.start()
+
+    layer = get_channel_layer()
+    watcher = await layer.new_channel()
+    await layer.group_add("readings", watcher)
+    try:
+        await serve(application, BridgeLink(BridgeConfig.from_url(url)))
+        async with asyncio.timeout(WAIT):
+            assert (await layer.receive(watcher))["payload"] == b"during"
+    finally:
+        await layer.close()
