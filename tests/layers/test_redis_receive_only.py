@@ -240,3 +240,25 @@ async def test_receive_only_process_across_a_redis_restart(
             assert_in_order(receiver, range(COUNT, 2 * COUNT))
         finally:
             await layer.close()
+
+
+@pytest.mark.parametrize("layer_class", LAYERS)
+async def test_receive_only_process_on_a_cluster_across_restarts(
+    layer_class: type[RedisChannelLayer], tmp_path: Path, spawn: Any
+) -> None:
+    """Every node restarts empty (keeping its slots): the receiver re-joins by itself."""
+    with redis_cluster(tmp_path) as nodes:
+        config: dict[str, Any] = {"hosts": [node.url for node in nodes], "cluster": True}
+        receiver = await spawn(layer_class, **config)
+        layer = layer_class(**config)
+        try:
+            await send_all(layer, receiver, range(COUNT))
+            for node in nodes:
+                await asyncio.to_thread(node.kill)
+                await asyncio.to_thread(node.start)
+            await send_until_received(layer, receiver, -1)
+            await send_all(layer, receiver, range(COUNT, 2 * COUNT))
+            assert_in_order(receiver, range(COUNT))
+            assert_in_order(receiver, range(COUNT, 2 * COUNT))
+        finally:
+            await layer.close()
