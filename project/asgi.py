@@ -11,26 +11,18 @@ from django.core.asgi import get_asgi_application
 # static files (the admin's CSS and JS) itself: there is no web server in front.
 django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
 
-from django.urls import path  # noqa: E402
-
 from gateway.auth import AuthMiddlewareStack  # noqa: E402
-from gateway.routing import ProtocolTypeRouter, TopicRouter, URLRouter, topic  # noqa: E402
+from gateway.routing import ProtocolTypeRouter, TopicRouter, URLRouter  # noqa: E402
 from gateway.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from project.consumers import (  # noqa: E402
-    ChattyBotConsumer,
-    TelemetryConsumer,
-    TelemetryFeedConsumer,
-)
+from project.consumers import ChattyBotConsumer  # noqa: E402
+from project.dashboard.routing import websocket_routes  # noqa: E402
+from project.iot.routing import mqtt_routes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter([path("ws/telemetry/", TelemetryFeedConsumer.as_asgi())]))
-        ),
-        "mqtt": TopicRouter(
-            [topic("devices/<device_id>/telemetry", TelemetryConsumer.as_asgi(), qos=1)]
-        ),
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_routes))),
+        "mqtt": TopicRouter(mqtt_routes),
         "telegram": ChattyBotConsumer.as_asgi(),
     }
 )

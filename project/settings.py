@@ -98,6 +98,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "gateway.devices",
     "gateway.telegram",
+    "project.iot",
+    "project.dashboard",
 ]
 
 MIDDLEWARE = [

@@ -25,6 +25,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "gateway.devices",
     "gateway.telegram",
+    "project.iot",
+    "project.dashboard",
     "tests.example",  # the example chat project: its room page template
 ]
 
