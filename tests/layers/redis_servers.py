@@ -241,6 +241,35 @@ class SentinelServer(RedisServer):
         return [str(REDIS_SERVER), str(self.config), "--sentinel"]
 
 
+@contextlib.contextmanager
+def sentinel_group(
+    directory: Path, master_name: str, timeout: float = 10.0
+) -> Iterator[tuple[RedisServer, RedisServer, SentinelServer]]:
+    """A master, its synced replica and a Sentinel watching them as ``master_name``."""
+    master = RedisServer(directory, ["--repl-diskless-sync-delay", "0"])
+    replica = RedisServer(directory)
+    replica.extra_args = ["--replicaof", "127.0.0.1", str(master.port)]
+    sentinel = SentinelServer(directory, master, master_name)
+    with running([master, replica, sentinel]):
+        with replica.client() as client:
+            wait_until(
+                lambda: client.info("replication").get("master_link_status") == "up",
+                timeout,
+                "the replica to sync",
+            )
+        yield master, replica, sentinel
+
+
+def wait_for_promotion(replica: RedisServer, timeout: float) -> None:
+    """Wait until Sentinel has promoted ``replica`` (its master is gone)."""
+    with replica.client() as client:
+        wait_until(
+            lambda: client.info("replication").get("role") == "master",
+            timeout,
+            "Sentinel to promote the replica",
+        )
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():

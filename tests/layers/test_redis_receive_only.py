@@ -24,7 +24,13 @@ from typing import Any
 import pytest
 
 from gateway.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
-from tests.layers.redis_servers import RedisServer, redis_cluster, redis_servers
+from tests.layers.redis_servers import (
+    RedisServer,
+    redis_cluster,
+    redis_servers,
+    sentinel_group,
+    wait_for_promotion,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -256,6 +262,27 @@ async def test_receive_only_process_on_a_cluster_across_restarts(
             for node in nodes:
                 await asyncio.to_thread(node.kill)
                 await asyncio.to_thread(node.start)
+            await send_until_received(layer, receiver, -1)
+            await send_all(layer, receiver, range(COUNT, 2 * COUNT))
+            assert_in_order(receiver, range(COUNT))
+            assert_in_order(receiver, range(COUNT, 2 * COUNT))
+        finally:
+            await layer.close()
+
+
+@pytest.mark.parametrize("layer_class", LAYERS)
+async def test_receive_only_process_across_a_sentinel_failover(
+    layer_class: type[RedisChannelLayer], tmp_path: Path, spawn: Any
+) -> None:
+    """The promoted replica has the data but maybe not the scripts: both keep working."""
+    with sentinel_group(tmp_path, "soakmaster", WAIT) as (master, replica, sentinel):
+        host = {"sentinels": [["127.0.0.1", sentinel.port]], "master_name": "soakmaster"}
+        receiver = await spawn(layer_class, hosts=[host])
+        layer = layer_class(hosts=[host])
+        try:
+            await send_all(layer, receiver, range(COUNT))
+            await asyncio.to_thread(master.kill)
+            await asyncio.to_thread(wait_for_promotion, replica, 2 * WAIT)
             await send_until_received(layer, receiver, -1)
             await send_all(layer, receiver, range(COUNT, 2 * COUNT))
             assert_in_order(receiver, range(COUNT))

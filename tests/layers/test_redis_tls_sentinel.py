@@ -15,7 +15,8 @@ from tests.layers.redis_servers import (
     SentinelServer,
     TLSRedisServer,
     running,
-    wait_until,
+    sentinel_group,
+    wait_for_promotion,
 )
 
 pytestmark = [pytest.mark.redis]
@@ -62,18 +63,8 @@ async def test_tls_is_required_by_the_server(tls_server: TLSRedisServer) -> None
 
 @pytest.fixture
 def sentinel_setup(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer, SentinelServer]]:
-    master = RedisServer(tmp_path, ["--repl-diskless-sync-delay", "0"])
-    replica = RedisServer(tmp_path)
-    replica.extra_args = ["--replicaof", "127.0.0.1", str(master.port)]
-    sentinel = SentinelServer(tmp_path, master, "gwmaster")
-    with running([master, replica, sentinel]):
-        with replica.client() as client:
-            wait_until(
-                lambda: client.info("replication").get("master_link_status") == "up",
-                WAIT,
-                "the replica to sync",
-            )
-        yield master, replica, sentinel
+    with sentinel_group(tmp_path, "gwmaster", WAIT) as servers:
+        yield servers
 
 
 async def test_sentinel_failover_keeps_the_layer_working(
@@ -89,13 +80,7 @@ async def test_sentinel_failover_keeps_the_layer_working(
         waiting = asyncio.create_task(layer.receive("work"))
 
         await asyncio.to_thread(master.kill)
-        with replica.client() as client:  # Sentinel promotes the replica
-            await asyncio.to_thread(
-                wait_until,
-                lambda: client.info("replication").get("role") == "master",
-                WAIT * 2,
-                "Sentinel to promote the replica",
-            )
+        await asyncio.to_thread(wait_for_promotion, replica, WAIT * 2)
         async with asyncio.timeout(WAIT):
             while True:  # sends fail fast until the layer has found the new master
                 try:

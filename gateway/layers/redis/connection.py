@@ -100,6 +100,9 @@ class Shard:
             self.availability.lost(exc)
             raise
 
+    async def publish(self, topic: str, message: bytes) -> None:
+        await self.execute("PUBLISH", topic, message)
+
     async def push_back(self, key: str, entries: Sequence[bytes], ttl_ms: int) -> None:
         """Put popped ``entries`` back at the head of ``key``, in order, with a TTL.
 
@@ -147,6 +150,21 @@ class ClusterShard(Shard):
         try:
             with translate_errors(self.name):
                 return await self.cluster.execute_command(*args)
+        except ChannelLayerUnavailable as exc:
+            self.availability.lost(exc)
+            raise
+
+    async def publish(self, topic: str, message: bytes) -> None:
+        """PUBLISH from the node serving ``topic``'s slot, never a random one.
+
+        A cluster forwards each publish to every node; publishes of one topic made
+        from one node reach a subscriber in order, from different nodes they need not.
+        """
+        try:
+            with translate_errors(self.name):
+                await self.cluster.initialize()
+                node = self.cluster.get_node_from_key(topic)
+                await self.cluster.execute_command("PUBLISH", topic, message, target_nodes=node)
         except ChannelLayerUnavailable as exc:
             self.availability.lost(exc)
             raise

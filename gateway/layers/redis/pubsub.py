@@ -33,7 +33,6 @@ from redis.asyncio.client import PubSub
 from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
 from gateway.layers.base import Message
 
-from . import scripts
 from .availability import Backoff
 from .config import HostConfig, describe_host, make_client
 from .connection import LoopRegistry, close_client
@@ -42,7 +41,7 @@ from .errors import UNREACHABLE
 from .keys import (
     consistent_hash,
     decode_entry,
-    encode_deadline,
+    encode_entry,
     family_of,
     inbox_key,
     is_local,
@@ -303,15 +302,11 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
                 raise ChannelFull(f"Channel {channel!r} is at capacity ({capacity})")
             family.in_flight[channel] = family.in_flight.get(channel, 0) + 1
             target = f"{channel}{ORIGIN}{self.client_prefix}"
-        now = self.now_ms()
-        expiry_ms = int(self.expiry * 1000)
-        # Through the delivery script, keyed by the topic, rather than a bare PUBLISH:
-        # a cluster then always publishes a family's messages from one node, in order.
-        args = [now, expiry_ms, encode_deadline(now + expiry_ms), payload, 0, "p", 1, target]
-        keys = [inbox_key(self.prefix, name)]
+        entry = encode_entry(self.now_ms() + int(self.expiry * 1000), target, payload)
+        topic = inbox_key(self.prefix, name)
         shard = self._shard(self._loops.get(), name)
         try:
-            await self._script(shard, scripts.deliver, keys, args, message=True)
+            await self.through_outages(shard, lambda: shard.publish(topic, entry), message=True)
         except BaseException:
             if family is not None:
                 family.landed(channel)
