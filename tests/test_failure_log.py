@@ -47,7 +47,7 @@ async def test_repeated_failures_log_one_traceback_then_a_count(
     failures.failed("consumer raised", boom(1000))
     messages = [r.getMessage() for r in caplog.records]
     assert messages[1] == (
-        "consumer raised: 999 more times in the last 60 s (latest RuntimeError: boom 999)"
+        "consumer raised: 999 more times in the last 60 s (latest: RuntimeError: boom 999)"
     )
     assert messages[2] == "consumer raised (RuntimeError: boom 1000; traceback logged before)"
     assert all(r.exc_info is None for r in caplog.records[1:])
@@ -86,3 +86,26 @@ async def test_different_failures_are_never_folded_together(
         failures.failed("c", error)
     assert [r.getMessage() for r in caplog.records] == ["a", "b", "c"]
     assert all(r.exc_info for r in caplog.records)
+
+
+async def test_repeated_events_of_a_named_kind_are_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    clock = Clock()
+    log = FailureLog(logging.getLogger(LOGGER), interval=60, clock=clock, level=logging.WARNING)
+    for n in range(50):
+        log.repeated("room full", f"group_send to 'room': member {n} full")
+    log.repeated("lobby full", "group_send to 'lobby': member full")
+    clock.now += 61
+    log.repeated("room full", "group_send to 'room': member 50 full")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "group_send to 'room': member 0 full"),
+        (logging.WARNING, "group_send to 'lobby': member full"),
+        (
+            logging.WARNING,
+            "room full: 49 more times in the last 60 s "
+            "(latest: group_send to 'room': member 49 full)",
+        ),
+        (logging.WARNING, "group_send to 'room': member 50 full"),
+    ]

@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 
 from gateway.exceptions import ChannelFull
 from gateway.layers.base import BaseChannelLayer
+from gateway.layers.overflow import report_full_members
 from gateway.layers.stats import LayerStats
 from gateway.types import Message
 
@@ -209,13 +210,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 except ChannelFull:
                     full.append(channel)
         if full:
-            logger.warning(
-                "group_send to %r: %d of %d member channel(s) full, message dropped for %s",
-                group,
-                len(full),
-                len(members),
-                ", ".join(full[:5]) + (" ..." if len(full) > 5 else ""),
-            )
+            report_full_members(group, full, len(members))
 
     # Housekeeping -----------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
 from gateway.layers.base import BaseChannelLayer, Message
+from gateway.layers.overflow import report_full_members
 from gateway.layers.stats import LayerStats
 
 from . import scripts
@@ -429,13 +430,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self.stats.sent += members - len(undelivered)
         if undelivered:
             self.stats.dropped_full += len(undelivered)
-            logger.warning(
-                "group_send to %r: %d of %d members at capacity did not get the message: %s",
-                group,
-                len(undelivered),
-                members,
-                ", ".join(undelivered[:10]) + (" ..." if len(undelivered) > 10 else ""),
-            )
+            report_full_members(group, undelivered, members)
 
     async def _group_send_spread(
         self, state: _LoopState, shard: Shard, gkeys: list[str], head: list[Any], oldest: int

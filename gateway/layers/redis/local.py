@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gateway.layers.overflow import report_dropped
 from gateway.layers.stats import LayerStats
 
 from . import scripts
@@ -94,10 +95,7 @@ class FamilyReceiver:
             if not self.mailboxes[channel].put((deadline, payload)):
                 self.stats.dropped_full += 1
                 self._ack(channel)
-                logger.warning(
-                    "Channel %r is over capacity (Redis lost its counts?): message dropped",
-                    channel,
-                )
+                report_dropped(channel, "over capacity; Redis lost its counts?")
 
     def clear(self) -> None:
         """Forget buffered messages and pending acks (the layer was flushed)."""

@@ -32,6 +32,7 @@ from redis.asyncio.client import PubSub
 
 from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
 from gateway.layers.base import Message
+from gateway.layers.overflow import report_dropped
 
 from .availability import Backoff
 from .config import HostConfig, describe_host, make_client
@@ -185,11 +186,7 @@ class _Family:
         mailbox = self.mailboxes[channel]
         if not mailbox.put(item):
             self.layer.stats.dropped_full += 1
-            logger.warning(
-                "Channel %r is at capacity (%d); a published message was dropped",
-                channel,
-                mailbox.capacity,
-            )
+            report_dropped(channel, f"at capacity ({mailbox.capacity}), published")
 
 
 class _PubSubState:
