@@ -57,3 +57,28 @@ async def test_request_reply_and_groups_across_processes(
             await worker.wait()
         await layer.flush()
         await layer.close()
+
+
+@pytest.mark.parametrize("layer_class", [RedisChannelLayer, RedisPubSubChannelLayer])
+async def test_receiving_another_processes_local_channel_fails_at_once(
+    layer_class: type[RedisChannelLayer], redis_url: str, unique: str
+) -> None:
+    """As channels_redis: only the process that made a ``!`` channel receives from it."""
+    mine, theirs = (
+        layer_class(hosts=[redis_url], prefix=unique),
+        layer_class(hosts=[redis_url], prefix=unique),
+    )
+    try:
+        channel = await theirs.new_channel()
+        with pytest.raises(AssertionError, match="Wrong client prefix"):
+            async with asyncio.timeout(WAIT):
+                await mine.receive(channel)
+        with pytest.raises(AssertionError, match="Wrong client prefix"):
+            async with asyncio.timeout(WAIT):
+                await mine.receive("specific.nobody!x")
+        await mine.send(channel, {"type": "test.message"})  # sending to it is fine
+        async with asyncio.timeout(WAIT):
+            assert await theirs.receive(channel) == {"type": "test.message"}
+    finally:
+        await mine.close_pools()  # channels_redis' name, for shutdown code and fixtures
+        await theirs.close_pools()

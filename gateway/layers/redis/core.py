@@ -47,7 +47,7 @@ from .keys import (
 )
 from .local import FamilyReceiver
 from .scripts import Script
-from .serializers import Serializer, require_dict
+from .serializers import load_message, registry, require_dict
 
 logger = logging.getLogger("gateway.layers.redis")
 
@@ -137,7 +137,10 @@ class RedisChannelLayer(BaseChannelLayer):
         self.outage_timeout = outage_timeout
         self.prefix = prefix
         self.group_expiry = group_expiry
-        self.serializer = Serializer(serializer_format, symmetric_encryption_keys)
+        # expiry bounds the age of an encrypted message, as in channels_redis.
+        self.serializer = registry.get_serializer(
+            serializer_format, symmetric_encryption_keys=symmetric_encryption_keys, expiry=expiry
+        )
         #: Wall clock shared by every process (deadlines cross machines); injectable.
         self.clock = clock
         self.client_prefix = uuid.uuid4().hex[:12]
@@ -263,7 +266,7 @@ class RedisChannelLayer(BaseChannelLayer):
         """Queue ``message`` on ``channel`` in one round trip."""
         self.check_channel(channel)
         require_dict(message)
-        payload = self.serializer.dumps(message)
+        payload = self.serializer.serialize(message)
         state = self._loops.get()
         receiver = state.families.get(family_of(channel)) if is_local(channel) else None
         shard = self._shard(state, self.non_local_name(channel))
@@ -301,10 +304,11 @@ class RedisChannelLayer(BaseChannelLayer):
         self.check_channel(channel)
         state = self._loops.get()
         if is_local(channel):
+            self.require_own(channel)
             payload = await self._family(state, family_of(channel)).receive(channel)
         else:
             payload = await self._receive_normal(state, channel)
-        message = self.serializer.loads(payload)
+        message = load_message(self.serializer, payload)
         self.stats.received += 1
         return message
 
@@ -334,6 +338,19 @@ class RedisChannelLayer(BaseChannelLayer):
             if deadline >= self.now_ms():
                 return payload
             self.stats.expired += 1
+
+    def require_own(self, channel: str) -> None:
+        """Refuse to receive a process-local channel this layer did not make.
+
+        Its messages go to the process that made it; waiting here would wait
+        forever (or, on the pub/sub layer, steal them).
+        """
+        if not family_of(channel).endswith(f".{self.client_prefix}!"):
+            raise AssertionError(
+                f"Wrong client prefix: {channel!r} was not made by this layer's new_channel() "
+                f"(its process-local channels look like 'specific.{self.client_prefix}!...'); "
+                "only the process that made a process-local channel can receive from it"
+            )
 
     async def new_channel(self, prefix: str = "specific") -> str:
         """A new process-local channel name; only this process receives from it."""
@@ -409,7 +426,7 @@ class RedisChannelLayer(BaseChannelLayer):
         """
         self.require_valid_group_name(group)
         require_dict(message)
-        payload = self.serializer.dumps(message)
+        payload = self.serializer.serialize(message)
         state = self._loops.get()
         shard = self._shard(state, group)
         now = self.now_ms()
@@ -476,3 +493,7 @@ class RedisChannelLayer(BaseChannelLayer):
     async def close(self) -> None:
         """Close this event loop's connections and receive loops."""
         await self._loops.close_current()
+
+    async def close_pools(self) -> None:
+        """channels_redis' name for :meth:`close`, which shutdown code and fixtures call."""
+        await self.close()

@@ -48,7 +48,7 @@ from .keys import (
     is_local,
 )
 from .mailbox import Entry, Mailboxes
-from .serializers import require_dict
+from .serializers import load_message, require_dict
 
 logger = logging.getLogger("gateway.layers.redis")
 
@@ -288,7 +288,7 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
             return
         self.check_channel(channel)
         require_dict(message)
-        payload = self.serializer.dumps(message)
+        payload = self.serializer.serialize(message)
         name = family_of(channel)
         family = self._pubsub.get().families.get(name)
         target = channel
@@ -314,6 +314,7 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
         if not is_local(channel):
             return await super().receive(channel)
         self.check_channel(channel)
+        self.require_own(channel)
         state = self._pubsub.get()
         name = family_of(channel)
         family = state.families.get(name) or await state.family(name)
@@ -324,7 +325,7 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
                 break
             self.stats.expired += 1
         self.stats.received += 1
-        return self.serializer.loads(payload)
+        return load_message(self.serializer, payload)
 
     # Lifecycle ----------------------------------------------------------------------
 
