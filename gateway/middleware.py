@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.types import ASGIApp, Receive, Scope, Send
 
 
@@ -29,11 +31,11 @@ class BaseMiddleware:
     def __init__(self, inner: ASGIApp) -> None:
         self.inner = inner
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         scope = dict(scope)
         self.populate_scope(scope)
         await self.resolve_scope(scope)
-        await self.inner(scope, receive, send)
+        return await self.inner(scope, receive, send)
 
     def populate_scope(self, scope: Scope) -> None:
         """Add keys to ``scope`` synchronously; the default adds nothing."""

@@ -153,10 +153,9 @@ class SessionMiddleware:
     def __init__(self, inner: ASGIApp) -> None:
         self.inner = inner
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "session" in scope:
-            await self.inner(scope, receive, send)
-            return
+            return await self.inner(scope, receive, send)
         if "cookies" not in scope:
             raise ValueError(
                 "No cookies in scope: SessionMiddleware must run inside CookieMiddleware "
@@ -173,7 +172,7 @@ class SessionMiddleware:
                 await self._save(session, message, had_cookie)
             await send(message)
 
-        await self.inner(scope, receive, send_saving_session)
+        return await self.inner(scope, receive, send_saving_session)
 
     async def _save(self, session: SessionBase, message: Message, had_cookie: bool) -> None:
         if message.get("status") == 500:

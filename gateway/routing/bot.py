@@ -17,6 +17,7 @@ ends only that conversation's instance (and is logged by the server).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from gateway.types import ASGIApp, Receive, Scope, Send
 
@@ -35,7 +36,7 @@ class BotRouter:
             self.routes[name] = app
         self.default = default
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if scope.get("type") != "telegram":
             raise ValueError(f"BotRouter routes telegram scopes, not {scope.get('type')!r}")
         bot = scope.get("bot") or {}
@@ -45,4 +46,4 @@ class BotRouter:
             raise ValueError(
                 f"No route for bot @{username} (BotRouter has {sorted(map(str, self.routes))})"
             )
-        await app(scope, receive, send)
+        return await app(scope, receive, send)

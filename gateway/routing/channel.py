@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from gateway.routing.validation import require_asgi_application
 from gateway.types import ASGIApp, Receive, Scope, Send
@@ -25,7 +26,7 @@ class ChannelNameRouter:
             require_asgi_application(application, f"ChannelNameRouter[{channel!r}]")
         self.application_mapping = application_mapping
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "channel" not in scope:
             raise ValueError(
                 "ChannelNameRouter got a scope without a 'channel' key; "
@@ -38,4 +39,4 @@ class ChannelNameRouter:
                 f"No application configured for channel name {scope['channel']!r} "
                 f"(configured: {configured})."
             )
-        await application(scope, receive, send)
+        return await application(scope, receive, send)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from gateway.routing.validation import require_asgi_application
 from gateway.types import ASGIApp, Receive, Scope, Send
@@ -30,11 +31,11 @@ class ProtocolTypeRouter:
             require_asgi_application(application, f"ProtocolTypeRouter[{scope_type!r}]")
         self.application_mapping = application_mapping
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         scope_type = scope["type"]
         application = self.application_mapping.get(scope_type)
         if application is not None:
-            await application(scope, receive, send)
+            return await application(scope, receive, send)
         elif scope_type == "lifespan":
             await _acknowledge_lifespan(receive, send)
         else:

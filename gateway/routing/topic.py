@@ -151,14 +151,14 @@ class TopicRouter:
                 return target
         return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         route = scope.get("route")
         if scope.get("type") != "mqtt" or not isinstance(route, dict):
             raise ValueError("TopicRouter serves mqtt scopes that carry a 'route' (an MQTT server)")
         target = self._target(str(route.get("pattern", "")))
         if target is None:
             raise ValueError(f"No route found for topic pattern {route.get('pattern')!r}")
-        await target(scope, receive, send)
+        return await target(scope, receive, send)
 
 
 def _join(prefix: Pattern, child: Pattern) -> Pattern:

@@ -121,7 +121,7 @@ class URLRouter:
             )
         require_asgi_application(route.callback, f"URLRouter route {index} ({route.pattern})")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         nested = "path_remaining" in scope
         path = self._path_to_match(scope, nested)
         for route in self.routes:
@@ -141,10 +141,9 @@ class URLRouter:
                 },
             }
             try:
-                await application(inner_scope, receive, send)
+                return await application(inner_scope, receive, send)
             except _NoRouteInNestedRouter:
                 continue  # The nested router matched nothing: try the next route.
-            return
         if nested:
             raise _NoRouteInNestedRouter(f"No route found for path {path!r}.")
         raise ValueError(f"No route found for path {path!r}.")

@@ -9,6 +9,7 @@ accepted, which an ASGI server answers with HTTP 403 (ASGI WebSocket spec, "Clos
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import ParseResult, urlparse
 
 from django.conf import settings
@@ -45,7 +46,7 @@ class OriginValidator:
         self.allowed_origins = list(allowed_origins)
         self._denier = WebsocketDenier.as_asgi()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if scope["type"] != "websocket":
             raise ValueError(
                 f"OriginValidator got a {scope['type']!r} scope; it checks WebSocket "
@@ -53,9 +54,9 @@ class OriginValidator:
             )
         origin = _parse_origin(scope)
         if self.valid_origin(origin):
-            await self.application(scope, receive, send)
+            return await self.application(scope, receive, send)
         else:
-            await self._denier(scope, receive, send)
+            return await self._denier(scope, receive, send)
 
     def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
         """Whether the connection may proceed; ``None`` means no usable Origin header."""

@@ -44,7 +44,9 @@ class WebsocketCommunicator(ApplicationCommunicator):
         if spec_version:
             scope["spec_version"] = spec_version
         super().__init__(application, scope)
-        self.connected = False
+        #: The headers the application accepted with (``websocket.accept``), as Channels.
+        self.response_headers: list[tuple[bytes, bytes]] | None = None
+        self._accepted = False
 
     async def connect(self, timeout: float = 1) -> tuple[bool, Any]:
         """Open the connection: ``(True, subprotocol)``, or ``(False, close code)`` if refused."""
@@ -54,12 +56,13 @@ class WebsocketCommunicator(ApplicationCommunicator):
             return False, response.get("code", 1000)
         if response["type"] != "websocket.accept":
             raise AssertionError(f"Expected websocket.accept or websocket.close, got {response!r}")
-        self.connected = True
+        self._accepted = True
+        self.response_headers = list(response.get("headers", []))
         return True, response.get("subprotocol")
 
     async def send_to(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Send one frame (exactly one of text or bytes) to the application."""
-        if not self.connected:
+        if not self._accepted:
             raise RuntimeError("send_to() before connect() accepted the connection")
         if (text_data is None) == (bytes_data is None):
             raise ValueError("send_to() needs exactly one of text_data or bytes_data")
@@ -76,7 +79,9 @@ class WebsocketCommunicator(ApplicationCommunicator):
         """The next frame the application sends (text or bytes)."""
         response = await self.receive_output(timeout)
         if response["type"] != "websocket.send":
-            raise AssertionError(f"Expected a websocket.send frame, got {response!r}")
+            raise AssertionError(
+                f"Expected type 'websocket.send', but was '{response['type']}' ({response!r})"
+            )
         if response.get("text") is not None:
             text: str = response["text"]
             return text
@@ -87,12 +92,14 @@ class WebsocketCommunicator(ApplicationCommunicator):
         """The next frame, which must be JSON text, decoded."""
         payload = await self.receive_from(timeout)
         if not isinstance(payload, str):
-            raise AssertionError(f"Expected a JSON text frame, got bytes {payload!r:.200}")
+            raise AssertionError(
+                f"JSON data is not a text frame, it is {type(payload)} ({payload!r:.200})"
+            )
         return json.loads(payload)
 
     async def disconnect(self, code: int = 1000, timeout: float = 1) -> None:
         """Close from the client side and wait for the application to exit."""
-        self.connected = False
+        self._accepted = False
         if not self.future.done():
             await self.send_input({"type": "websocket.disconnect", "code": code})
         await self.wait(timeout)

@@ -133,7 +133,10 @@ async def test_receive_from_names_an_unexpected_message():
     communicator = WebsocketCommunicator(Closer.as_asgi(), "/")
     await communicator.connect(TIMEOUT)
     await communicator.send_to(text_data="close please")
-    with pytest.raises(AssertionError, match=r"websocket\.close"):
+    # Channels' wording first: user tests match it.
+    with pytest.raises(
+        AssertionError, match=r"^Expected type 'websocket\.send', but was 'websocket\.close'"
+    ):
         await communicator.receive_from(TIMEOUT)
     await communicator.disconnect(timeout=TIMEOUT)
 
@@ -147,8 +150,42 @@ async def test_receive_json_from_refuses_binary_frames():
 
     communicator = WebsocketCommunicator(binary, "/")
     await communicator.connect(TIMEOUT)
-    with pytest.raises(AssertionError, match="JSON text frame"):
+    with pytest.raises(AssertionError, match=r"^JSON data is not a text frame"):
         await communicator.receive_json_from(TIMEOUT)
+    await communicator.disconnect(timeout=TIMEOUT)
+
+
+async def test_accept_headers_are_exposed_as_in_channels():
+    async def accepter(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept", "headers": [(b"x-room", b"lobby")]})
+        await receive()
+
+    communicator = WebsocketCommunicator(accepter, "/")
+    assert communicator.response_headers is None
+    assert await communicator.connect(TIMEOUT) == (True, None)
+    assert communicator.response_headers == [(b"x-room", b"lobby")]
+    await communicator.disconnect(timeout=TIMEOUT)
+
+
+async def test_a_subclass_may_define_its_own_connected_property():
+    """Libraries' test suites do (djangochannelsrestframework's, for one)."""
+
+    class Tracking(WebsocketCommunicator):
+        @property
+        def connected(self) -> bool:
+            return self.response_headers is not None
+
+    async def accepter(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    communicator = Tracking(accepter, "/")
+    assert not communicator.connected
+    await communicator.connect(TIMEOUT)
+    assert communicator.connected
+    await communicator.send_to(text_data="hello")
     await communicator.disconnect(timeout=TIMEOUT)
 
 
