@@ -32,8 +32,8 @@ def _session_of(scope: Scope) -> SessionBase:
         session: SessionBase = scope["session"]
     except KeyError:
         raise ValueError(
-            "Cannot find session in scope; wrap the application in SessionMiddleware "
-            "(or use AuthMiddlewareStack)."
+            "Cannot find session in scope. You should wrap your consumer in "
+            "SessionMiddleware (or use AuthMiddlewareStack)."
         ) from None
     return session
 
@@ -56,7 +56,10 @@ def _login(scope: Scope, user: Any, backend: str | None = None) -> None:
     if user is None:
         user = scope.get("user")
     if user is None:
-        raise ValueError("login() needs a user: pass one, or have one in scope['user'].")
+        raise ValueError(
+            "User must be passed as an argument or must be present in the scope "
+            "(login(scope, user), or scope['user'] from AuthMiddleware)."
+        )
     session_auth_hash = (
         user.get_session_auth_hash() if hasattr(user, "get_session_auth_hash") else ""
     )

@@ -96,7 +96,10 @@ class CookieMiddleware(BaseMiddleware):
             cookie["httponly"] = True
         if samesite is not None:
             if samesite.lower() not in _SAMESITE_VALUES:
-                raise ValueError(f"samesite must be 'strict', 'lax' or 'none', not {samesite!r}.")
+                # AssertionError, with Channels' words: ported tests expect both.
+                raise AssertionError(
+                    f"samesite must be either 'strict', 'lax' or 'none', not {samesite!r}"
+                )
             cookie["samesite"] = samesite
         header = cookie.output(header="").strip().encode("latin1")
         # ASGI: response header names are lowercase.
@@ -158,8 +161,8 @@ class SessionMiddleware:
             return await self.inner(scope, receive, send)
         if "cookies" not in scope:
             raise ValueError(
-                "No cookies in scope: SessionMiddleware must run inside CookieMiddleware "
-                "(use SessionMiddlewareStack)."
+                "No cookies in scope - SessionMiddleware needs to run inside of "
+                "CookieMiddleware (use SessionMiddlewareStack)."
             )
         session_key = scope["cookies"].get(settings.SESSION_COOKIE_NAME)
         store = import_module(settings.SESSION_ENGINE).SessionStore

@@ -1,5 +1,6 @@
 import datetime
 from http.cookies import SimpleCookie
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -120,7 +121,7 @@ def test_set_cookie_with_string_expires() -> None:
 
 
 def test_set_cookie_rejects_bad_samesite() -> None:
-    with pytest.raises(ValueError, match="samesite must be"):
+    with pytest.raises(AssertionError, match=r"^samesite must be either"):
         CookieMiddleware.set_cookie({"type": "http.response.start"}, "k", samesite="sometimes")
 
 
@@ -276,3 +277,11 @@ async def test_existing_session_is_passed_through() -> None:
     await SessionMiddleware(app)(scope, None, None)  # type: ignore[arg-type]
 
     assert seen[0]["session"] is outer_session
+
+
+async def test_session_middleware_without_cookies_says_so_in_channels_words() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    with pytest.raises(ValueError, match=r"^No cookies in scope - SessionMiddleware needs to run"):
+        await SessionMiddleware(app)({"type": "websocket"}, None, None)  # type: ignore[arg-type]

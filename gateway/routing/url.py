@@ -111,8 +111,8 @@ class URLRouter:
     def _check_route(index: int, route: object) -> None:
         if isinstance(route, URLResolver):
             raise ImproperlyConfigured(
-                f"URLRouter route {index} ({route}): include() is not supported in "
-                "URLRouter; nest a URLRouter instead: path('prefix/', URLRouter([...]))."
+                f"{route}: include() is not supported in URLRouter. Use nested URLRouter "
+                f"instances instead (route {index}: path('prefix/', URLRouter([...])))."
             )
         if not isinstance(route, URLPattern):
             raise ImproperlyConfigured(
