@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,83 +134,61 @@ def assert_in_order(receiver: Receiver, numbers: range) -> None:
         assert [n for n in got if n in numbers] == list(numbers), via
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_servers(tmp_path, 1) as (server,):
-        yield server
-
-
-@pytest.fixture
-def two_servers(tmp_path: Path) -> Iterator[list[RedisServer]]:
-    with redis_servers(tmp_path, 2) as servers:
-        yield servers
-
-
 @pytest.fixture(scope="module")
 def cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
     with redis_cluster(tmp_path_factory.mktemp("cluster")) as nodes:
         yield nodes
 
 
-@pytest.mark.parametrize("layer_class", LAYERS)
-async def test_receive_only_process_on_a_fresh_redis(
-    layer_class: type[RedisChannelLayer], server: RedisServer, spawn: Any
-) -> None:
-    receiver = await spawn(layer_class, hosts=[server.url])
-    layer = layer_class(hosts=[server.url])
-    try:
-        await send_all(layer, receiver, range(COUNT))
-        assert_in_order(receiver, range(COUNT))
-        with server.client() as client:
-            client.script_flush()  # what a restart or failover does to the script cache
-        await send_all(layer, receiver, range(COUNT, 2 * COUNT))
-        assert_in_order(receiver, range(COUNT, 2 * COUNT))
-    finally:
-        await layer.close()
-
-
-@pytest.mark.parametrize("layer_class", LAYERS)
-async def test_receive_only_process_sharded(
-    layer_class: type[RedisChannelLayer], two_servers: list[RedisServer], spawn: Any
-) -> None:
-    hosts = [server.url for server in two_servers]
-    receiver = await spawn(layer_class, hosts=hosts)
-    layer = layer_class(hosts=hosts)
-    try:
-        await send_all(layer, receiver, range(COUNT))
-        for server in two_servers:
-            with server.client() as client:
-                client.script_flush()
-        await send_all(layer, receiver, range(COUNT, 2 * COUNT))
-        assert_in_order(receiver, range(2 * COUNT))
-    finally:
-        await layer.close()
-
-
-@pytest.mark.parametrize("layer_class", LAYERS)
-async def test_receive_only_process_on_a_cluster(
+async def across(
     layer_class: type[RedisChannelLayer],
-    cluster_nodes: list[RedisServer],
+    config: dict[str, Any],
     spawn: Any,
-    unique: str,
+    disrupt: Callable[[], Awaitable[None]],
+    *,
+    lossless: bool,
 ) -> None:
-    config: dict[str, Any] = {
-        "hosts": [node.url for node in cluster_nodes],
-        "cluster": True,
-        "prefix": unique,
-    }
+    """Past capacity before ``disrupt()`` and after it, from a send-only layer here.
+
+    ``lossless``: nothing may be lost across it (a script flush); else (a restart)
+    what Redis held is gone, and the receiver must recover by itself: re-join its
+    group, so that everything sent after recovery arrives.
+    """
     receiver = await spawn(layer_class, **config)
     layer = layer_class(**config)
     try:
         await send_all(layer, receiver, range(COUNT))
-        for node in cluster_nodes:
-            with node.client() as client:
-                client.script_flush()
+        await disrupt()
+        if not lossless:  # recovery takes the receiver a moment
+            await send_until_received(layer, receiver, -1)
         await send_all(layer, receiver, range(COUNT, 2 * COUNT))
-        assert_in_order(receiver, range(2 * COUNT))
+        assert_in_order(receiver, range(COUNT))
+        assert_in_order(receiver, range(COUNT, 2 * COUNT))
     finally:
         await layer.flush()
         await layer.close()
+
+
+def flush_scripts(servers: list[RedisServer]) -> Callable[[], Awaitable[None]]:
+    """What a restart or failover does to the script cache, without losing data."""
+
+    async def disrupt() -> None:
+        for server in servers:
+            with server.client() as client:
+                client.script_flush()
+
+    return disrupt
+
+
+def restart(servers: list[RedisServer]) -> Callable[[], Awaitable[None]]:
+    """Each server killed and started again, empty (no persistence)."""
+
+    async def disrupt() -> None:
+        for server in servers:
+            await asyncio.to_thread(server.kill)
+            await asyncio.to_thread(server.start)
+
+    return disrupt
 
 
 async def send_until_received(layer: RedisChannelLayer, receiver: Receiver, n: int) -> None:
@@ -226,48 +204,44 @@ async def send_until_received(layer: RedisChannelLayer, receiver: Receiver, n: i
 
 @pytest.mark.parametrize("layer_class", LAYERS)
 @pytest.mark.parametrize("shards", [1, 2])
+async def test_receive_only_process_on_a_fresh_redis_and_after_script_flush(
+    layer_class: type[RedisChannelLayer], shards: int, tmp_path: Path, spawn: Any
+) -> None:
+    with redis_servers(tmp_path, shards) as servers:
+        config = {"hosts": [server.url for server in servers]}
+        await across(layer_class, config, spawn, flush_scripts(servers), lossless=True)
+
+
+@pytest.mark.parametrize("layer_class", LAYERS)
+@pytest.mark.parametrize("shards", [1, 2])
 async def test_receive_only_process_across_a_redis_restart(
     layer_class: type[RedisChannelLayer], shards: int, tmp_path: Path, spawn: Any
 ) -> None:
-    """The receiver re-joins its group by itself; everything sent after recovery arrives."""
     with redis_servers(tmp_path, shards) as servers:
-        hosts = [server.url for server in servers]
-        receiver = await spawn(layer_class, hosts=hosts)
-        layer = layer_class(hosts=hosts)
-        try:
-            await send_all(layer, receiver, range(COUNT))
-            for server in servers:
-                await asyncio.to_thread(server.kill)
-                await asyncio.to_thread(server.start)
-            # Recovery takes the receiver a moment: the first messages may be lost.
-            await send_until_received(layer, receiver, -1)
-            await send_all(layer, receiver, range(COUNT, 2 * COUNT))
-            assert_in_order(receiver, range(COUNT))
-            assert_in_order(receiver, range(COUNT, 2 * COUNT))
-        finally:
-            await layer.close()
+        config = {"hosts": [server.url for server in servers]}
+        await across(layer_class, config, spawn, restart(servers), lossless=False)
+
+
+@pytest.mark.parametrize("layer_class", LAYERS)
+async def test_receive_only_process_on_a_cluster_after_script_flush(
+    layer_class: type[RedisChannelLayer], cluster_nodes: list[RedisServer], spawn: Any, unique: str
+) -> None:
+    config: dict[str, Any] = {
+        "hosts": [node.url for node in cluster_nodes],
+        "cluster": True,
+        "prefix": unique,
+    }
+    await across(layer_class, config, spawn, flush_scripts(cluster_nodes), lossless=True)
 
 
 @pytest.mark.parametrize("layer_class", LAYERS)
 async def test_receive_only_process_on_a_cluster_across_restarts(
     layer_class: type[RedisChannelLayer], tmp_path: Path, spawn: Any
 ) -> None:
-    """Every node restarts empty (keeping its slots): the receiver re-joins by itself."""
+    """Every node restarts empty (keeping its slots)."""
     with redis_cluster(tmp_path) as nodes:
         config: dict[str, Any] = {"hosts": [node.url for node in nodes], "cluster": True}
-        receiver = await spawn(layer_class, **config)
-        layer = layer_class(**config)
-        try:
-            await send_all(layer, receiver, range(COUNT))
-            for node in nodes:
-                await asyncio.to_thread(node.kill)
-                await asyncio.to_thread(node.start)
-            await send_until_received(layer, receiver, -1)
-            await send_all(layer, receiver, range(COUNT, 2 * COUNT))
-            assert_in_order(receiver, range(COUNT))
-            assert_in_order(receiver, range(COUNT, 2 * COUNT))
-        finally:
-            await layer.close()
+        await across(layer_class, config, spawn, restart(nodes), lossless=False)
 
 
 @pytest.mark.parametrize("layer_class", LAYERS)
@@ -277,15 +251,9 @@ async def test_receive_only_process_across_a_sentinel_failover(
     """The promoted replica has the data but maybe not the scripts: both keep working."""
     with sentinel_group(tmp_path, "soakmaster", WAIT) as (master, replica, sentinel):
         host = {"sentinels": [["127.0.0.1", sentinel.port]], "master_name": "soakmaster"}
-        receiver = await spawn(layer_class, hosts=[host])
-        layer = layer_class(hosts=[host])
-        try:
-            await send_all(layer, receiver, range(COUNT))
+
+        async def fail_over() -> None:
             await asyncio.to_thread(master.kill)
             await asyncio.to_thread(wait_for_promotion, replica, 2 * WAIT)
-            await send_until_received(layer, receiver, -1)
-            await send_all(layer, receiver, range(COUNT, 2 * COUNT))
-            assert_in_order(receiver, range(COUNT))
-            assert_in_order(receiver, range(COUNT, 2 * COUNT))
-        finally:
-            await layer.close()
+
+        await across(layer_class, {"hosts": [host]}, spawn, fail_over, lossless=False)

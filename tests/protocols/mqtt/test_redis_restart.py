@@ -74,6 +74,37 @@ async def redis_server() -> AsyncIterator[RedisServer]:
     await server.kill()
 
 
+class Forwarder(AsyncMqttConsumer):
+    """Forwards each message to the group "readings"; reports every attempt."""
+
+    attempts: asyncio.Queue[bytes] | None = None
+
+    async def receive(self, topic: str, payload: bytes, **details: Any) -> None:
+        assert self.attempts is not None
+        self.attempts.put_nowait(payload)
+        await self.channel_layer.group_send(
+            "readings", {"type": "test.reading", "payload": payload}
+        )
+
+
+def forwarding(unique: str, attempts: asyncio.Queue[bytes]) -> TopicRouter:
+    """QoS 1 messages on ``<unique>/in/<n>`` to a Forwarder reporting on ``attempts``."""
+    return TopicRouter([topic(f"{unique}/in/<n>", Forwarder.as_asgi(attempts=attempts), qos=1)])
+
+
+def redis_layer_settings(settings: Any, port: int, prefix: str) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "gateway.layers.redis.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [f"redis://127.0.0.1:{port}/0"],
+                "prefix": prefix,
+                "outage_timeout": 0.2,
+            },
+        }
+    }
+
+
 async def send_when_up(layer: Any, message: dict[str, Any]) -> None:
     """Send, retrying while the layer reports Redis unavailable (bounded)."""
     for _ in range(100):
@@ -92,12 +123,7 @@ async def test_fixed_channel_survives_a_redis_restart(
     devices: Callable[..., Device],
     mosquitto_url: str,
 ) -> None:
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "gateway.layers.redis.RedisChannelLayer",
-            "CONFIG": {"hosts": [f"redis://127.0.0.1:{redis_server.port}/0"], "prefix": unique},
-        }
-    }
+    redis_layer_settings(settings, redis_server.port, unique)
     events: asyncio.Queue[Any] = asyncio.Queue()
     application = TopicRouter([topic(f"{unique}/in/<n>", Recorder.as_asgi(events=events))])
     link = BridgeLink(BridgeConfig.from_url(mosquitto_url))
@@ -118,32 +144,6 @@ async def test_fixed_channel_survives_a_redis_restart(
     await layer.close()
 
 
-class Forwarder(AsyncMqttConsumer):
-    """Forwards each message to the group "readings"; reports every attempt."""
-
-    attempts: asyncio.Queue[bytes] | None = None
-
-    async def receive(self, topic: str, payload: bytes, **details: Any) -> None:
-        assert self.attempts is not None
-        self.attempts.put_nowait(payload)
-        await self.channel_layer.group_send(
-            "readings", {"type": "test.reading", "payload": payload}
-        )
-
-
-def redis_layer_settings(settings: Any, port: int, prefix: str) -> None:
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "gateway.layers.redis.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [f"redis://127.0.0.1:{port}/0"],
-                "prefix": prefix,
-                "outage_timeout": 0.2,
-            },
-        }
-    }
-
-
 async def test_a_message_that_failed_on_a_down_layer_is_retried_until_it_is_back(
     redis_server: RedisServer,
     settings: Any,
@@ -158,8 +158,7 @@ async def test_a_message_that_failed_on_a_down_layer_is_retried_until_it_is_back
     watcher = await layer.new_channel()
     await layer.group_add("readings", watcher)
     attempts: asyncio.Queue[bytes] = asyncio.Queue()
-    forwarder = Forwarder.as_asgi(attempts=attempts)
-    application = TopicRouter([topic(f"{unique}/in/<n>", forwarder, qos=1)])
+    application = forwarding(unique, attempts)
     await serve(application, BridgeLink(BridgeConfig.from_url(mosquitto_url)))
     device = devices(urlsplit(mosquitto_url).port or 1883)
     await device.connect()
@@ -194,8 +193,7 @@ async def test_a_message_that_failed_on_a_down_layer_is_not_acknowledged(
     redis_layer_settings(settings, redis_server.port, unique)
     url = f"{mosquitto_url}?client_id={unique}"  # a persistent session
     attempts: asyncio.Queue[bytes] = asyncio.Queue()
-    forwarder = Forwarder.as_asgi(attempts=attempts)
-    application = TopicRouter([topic(f"{unique}/in/<n>", forwarder, qos=1)])
+    application = forwarding(unique, attempts)
     first = await serve(application, BridgeLink(BridgeConfig.from_url(url)))
     device = devices(urlsplit(mosquitto_url).port or 1883)
     await device.connect()
