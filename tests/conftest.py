@@ -8,6 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 import pytest_django
+from hypothesis import settings
+
+#: Property tests are part of the fast suite: few examples, and the same ones every
+#: run (derandomize), so a failure replays; HYPOTHESIS_PROFILE=thorough digs deeper.
+settings.register_profile(
+    "gateway", max_examples=100, derandomize=True, deadline=None, database=None
+)
+settings.register_profile("thorough", max_examples=5_000, deadline=None, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gateway"))
 
 
 @pytest.fixture

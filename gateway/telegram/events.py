@@ -285,6 +285,8 @@ def event_to_call(
     """
     kind = message.get("type")
     request_id = message.get("request_id")
+    if not isinstance(kind, str):  # e.g. a list, which `in OUTGOING` would raise TypeError on
+        raise ValueError(f"an outgoing telegram event needs a str 'type', got {kind!r}")
     if kind == "telegram.call":
         method = message.get("method")
         params = message.get("params", {})

@@ -5,10 +5,14 @@
 the launcher describes it as an :class:`~protocols.http_routes.HttpRoute` for the
 web server to serve.
 
-A request must carry the bot's ``X-Telegram-Bot-Api-Secret-Token`` (else 403); its
-body must be one JSON ``Update`` (else 400). The answer, 200, comes once the update
-is queued to its conversation's instance, so an update Telegram saw acknowledged
-is never lost by a crash of one consumer; anything else makes Telegram retry.
+A request must be for a bot of this server (else 404: the id is ASCII digits, at most
+20 of them, checked before anything is parsed), carry the bot's
+``X-Telegram-Bot-Api-Secret-Token`` (else 403), and have a body of at most
+:data:`MAX_BODY` bytes (else 413) that is one JSON ``Update`` (else 400, nesting too
+deep for the parser included). Each refusal is logged in one line, then counted per
+minute (DESIGN §8), never with a traceback. The answer, 200, comes once the update is
+queued to its conversation's instance, so an update Telegram saw acknowledged is never
+lost by a crash of one consumer; anything else makes Telegram retry.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from typing import Any
 
+from gateway.failure_log import FailureLog
 from gateway.types import Receive, Scope, Send
 from protocols.telegram.server import TelegramServer
 
@@ -25,6 +31,9 @@ logger = logging.getLogger("gateway.telegram")
 
 #: Telegram's updates are far smaller; larger bodies are refused with 413.
 MAX_BODY = 1024 * 1024
+#: A bot id as Telegram writes it: ASCII digits (``str.isdigit`` also takes ``"١٢٣"``,
+#: and ``int()`` refuses more than 4,300 digits).
+_BOT_ID = re.compile(r"[0-9]{1,20}")
 
 
 class WebhookApp:
@@ -37,6 +46,7 @@ class WebhookApp:
     def __init__(self, server: TelegramServer, path: str = "/telegram/webhook") -> None:
         self.server = server
         self.path = path.rstrip("/")
+        self.refusals = FailureLog(logger, level=logging.WARNING)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,37 +66,47 @@ class WebhookApp:
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(self, scope: Scope, receive: Receive) -> int:
-        prefix, _, bot_id = str(scope["path"]).rstrip("/").rpartition("/")
-        runner = self.server.runner_for(int(bot_id)) if bot_id.isdigit() else None
+        path = str(scope["path"])
+        prefix, _, bot_id = path.rstrip("/").rpartition("/")
+        runner = self.server.runner_for(int(bot_id)) if _BOT_ID.fullmatch(bot_id) else None
         if prefix != self.path or runner is None:
-            return 404
+            return self._refuse(404, "no bot at this path", f"{path[:64]!r}")
         if scope["method"] != "POST":
-            return 405
+            return self._refuse(405, "not a POST", runner.name)
         headers = dict(scope["headers"])
         secret = headers.get(b"x-telegram-bot-api-secret-token", b"")
         if not hmac.compare_digest(secret, runner.secret.encode()):
-            logger.warning("webhook for %s: wrong or missing secret token", runner.name)
-            return 403
-        body = await _read_body(receive)
+            return self._refuse(403, "wrong or missing secret token", runner.name)
+        body = await _read_body(receive, headers.get(b"content-length", b""))
         if body is None:
-            return 413
+            return self._refuse(413, f"body over {MAX_BODY} bytes", runner.name)
         try:
             update: Any = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
             update = None
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
-            logger.warning("webhook for %s: body is not a JSON Update", runner.name)
-            return 400
+            return self._refuse(400, "body is not a JSON Update", runner.name)
         await runner.handle_update(update, "webhook")
         return 200
 
+    def _refuse(self, status: int, why: str, where: str) -> int:
+        self.refusals.repeated(f"webhook {status}", f"webhook {status}: {why} ({where})")
+        return status
 
-async def _read_body(receive: Receive) -> bytes | None:
+
+async def _read_body(receive: Receive, content_length: bytes) -> bytes | None:
+    """The request body, or None if it is longer than MAX_BODY (said or sent).
+
+    A client that leaves mid-body yields what arrived, which then fails as JSON.
+    """
+    digits = content_length.lstrip(b"0")
+    if content_length.isdigit() and (
+        len(digits) > len(str(MAX_BODY)) or int(digits or b"0") > MAX_BODY
+    ):
+        return None
     body = bytearray()
     while True:
         message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
         body += message.get("body", b"")
         if len(body) > MAX_BODY:
             return None

@@ -43,8 +43,13 @@ class Config:
 
     #: Close a keep-alive connection idle this long between requests (seconds).
     timeout_keep_alive: float = 5.0
-    #: A client must send a complete request head within this time (slowloris).
+    #: A client must send a complete request head within this time (slowloris), else 408.
     timeout_request_head: float = 10.0
+    #: A request body may pause at most this long between two pieces, else 408 ...
+    timeout_body: float = 20.0
+    #: ... and after the first ``timeout_body`` seconds must average this many bytes
+    #: per second (Apache mod_reqtimeout's ``body=20,MinRate=500``; see body_deadline).
+    body_min_rate: float = 500.0
     #: A peer that reads nothing for this long while we wait to write is dropped.
     timeout_send: float = 30.0
     #: After ``*.disconnect``, an application has this long to return before it is cancelled.
@@ -75,8 +80,9 @@ class Config:
     #: Write buffer beyond which a connection is dropped (only writes that do not wait,
     #: such as Pongs to a client that never reads, can grow it this far).
     write_buffer_limit: int = 4 * MIB
-    #: Open connections beyond this get 503 (HTTP) and are closed; None means no limit.
-    limit_concurrency: int | None = None
+    #: Open connections (HTTP and WebSocket) beyond this get 503 and are closed; None
+    #: means no limit. Each is a file descriptor: see protocols.fd_limit.
+    limit_concurrency: int | None = 10_000
 
     def __post_init__(self) -> None:
         if self.uds is not None and self.fd is not None:
@@ -87,6 +93,12 @@ class Config:
             raise ValueError("root_path must start with '/' and not end with '/', e.g. /app")
         if self.ws_max_size <= 0 or self.max_header_size <= 0:
             raise ValueError("ws_max_size and max_header_size must be positive")
+        if min(self.timeout_request_head, self.timeout_body, self.body_min_rate) <= 0:
+            raise ValueError(
+                "timeout_request_head, timeout_body and body_min_rate must be positive"
+            )
+        if self.limit_concurrency is not None and self.limit_concurrency <= 0:
+            raise ValueError("limit_concurrency must be positive (or None for no limit)")
 
     @property
     def is_ssl(self) -> bool:

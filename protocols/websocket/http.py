@@ -5,25 +5,37 @@ One :class:`HttpProtocol` per TCP connection. Requests are answered in order
 before it is answered. A WebSocket upgrade hands the socket to
 :class:`protocols.websocket.websocket.WebSocketProtocol`.
 
-Timers: ``timeout_keep_alive`` closes a connection idle between requests;
-``timeout_request_head`` bounds how long a client may take to send a request head.
+Timers, one at a time, for what the connection waits for from the client:
+``timeout_keep_alive`` closes a connection idle between requests;
+``timeout_request_head`` bounds how long a request head may take, and
+``timeout_body``/``body_min_rate`` how slowly its body may arrive
+(:mod:`protocols.websocket.body_deadline`); both answer 408 (RFC 9110 15.5.9) when
+no response has started. Over ``limit_concurrency`` open connections, a new
+connection's requests are answered 503 and it is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections import deque
 from typing import cast
 
 import httptools
 
+from gateway.failure_log import FailureLog
+from protocols.websocket.body_deadline import BodyDeadline
 from protocols.websocket.context import ServerContext
 from protocols.websocket.flow import WriteFlow
-from protocols.websocket.http_cycle import RequestCycle, simple_response
+from protocols.websocket.http_cycle import RequestCycle
+from protocols.websocket.request import RequestRefused, inspect_head
+from protocols.websocket.response import simple_response
 from protocols.websocket.scope import ConnectionInfo, Headers, http_scope
 
 logger = logging.getLogger("gateway.web")
+#: A bug in this module's parser callbacks: one traceback, then counts (DESIGN §8).
+failures = FailureLog(logger)
 
 
 def _common_names(*names: str) -> dict[bytes, bytes]:
@@ -48,8 +60,13 @@ _COMMON_NAMES = _common_names(
 )  # fmt: skip
 
 
-class HeadTooLarge(Exception):
-    """The request line plus headers passed ``max_header_size``."""
+class Waiting(enum.Enum):
+    """What the connection's timer waits for from the client."""
+
+    NOTHING = "nothing"  # a request is being answered, or its body is not asked for yet
+    REQUEST = "request"  # idle between requests: close quietly
+    HEAD = "head"  # a request head is arriving: 408
+    BODY = "body"  # a request body is arriving: 408
 
 
 def connection_info(transport: asyncio.BaseTransport) -> ConnectionInfo:
@@ -65,6 +82,8 @@ def connection_info(transport: asyncio.BaseTransport) -> ConnectionInfo:
 
 
 class HttpProtocol(asyncio.Protocol):
+    protocol = "http"
+
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.config = ctx.config
@@ -81,6 +100,10 @@ class HttpProtocol(asyncio.Protocol):
         self.draining = False  # shutting down: close after the current response
         self._reading = True
         self._timer: asyncio.TimerHandle | None = None
+        self._abandon: asyncio.TimerHandle | None = None  # cancels what runs after the client left
+        self._waiting = Waiting.NOTHING
+        self._body: BodyDeadline | None = None
+        self.refusing = False  # over the connection limit: every request gets 503
         self._url = b""
         self._headers: Headers = []
         self._head_size = 0
@@ -96,15 +119,19 @@ class HttpProtocol(asyncio.Protocol):
         self.info = connection_info(transport)
         self.ctx.connections.add(self)
         if self.ctx.shutting_down or self.ctx.at_capacity():
-            logger.warning("refusing a connection: server at capacity or shutting down")
-            self.write(simple_response(503, "Service Unavailable"))
-            self.close()
-            return
-        self._set_timer(self.config.timeout_keep_alive)
+            # Answer the request (503, then close) rather than close at once: closing
+            # with the request unread would reset the connection, losing the answer.
+            self.refusing = True
+            self.ctx.overload_log.repeated(
+                "limit",
+                f"{len(self.ctx.connections) - 1} connections open (limit "
+                f"{self.config.limit_concurrency}) or shutting down: answering 503",
+            )
+        self._wait(Waiting.REQUEST, self.config.timeout_keep_alive)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._cancel_timer()
+        self._wait(Waiting.NOTHING)
         self.flow.lost()
         for cycle in (self.cycle, self.parsing, *self.pipeline):
             if cycle is not None:
@@ -140,14 +167,19 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade as exc:
             self._on_upgrade(data[exc.args[0] :] if exc.args else b"")
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, HeadTooLarge):
-                self._reject(431, "Request Header Fields Too Large")
-            else:
-                raise
+            self._callback_failed(exc.__context__ or exc)
         except httptools.HttpParserError as exc:
-            self._reject(400, f"Invalid HTTP request: {exc}")
+            self._reject(RequestRefused(400, "Invalid HTTP request received.", str(exc)))
         else:
             self._update_reading()
+
+    def _callback_failed(self, error: BaseException) -> None:
+        """One of our parser callbacks refused the request, or failed (a bug)."""
+        if isinstance(error, RequestRefused):
+            self._reject(error)
+            return
+        failures.failed(f"error while parsing a request from {self.info.client}", error)
+        self._reject(RequestRefused(500, "Internal Server Error"), quiet=True)
 
     # -- httptools callbacks -------------------------------------------------------------
 
@@ -155,7 +187,7 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._head_size = 0
-        self._set_timer(self.config.timeout_request_head)
+        self._wait(Waiting.HEAD, self.config.timeout_request_head)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -168,40 +200,48 @@ class HttpProtocol(asyncio.Protocol):
     def _count_head(self, size: int) -> None:
         self._head_size += size
         if self._head_size > self.config.max_header_size:
-            raise HeadTooLarge
+            raise RequestRefused(431, "Request Header Fields Too Large")
 
     def on_headers_complete(self) -> None:
-        self._cancel_timer()
+        self._wait(Waiting.NOTHING)
+        if self.refusing:
+            raise RequestRefused(503, "Service Unavailable")
         headers = self._headers
-        if self.parser.should_upgrade() and any(
-            k == b"upgrade" and v.strip().lower() == b"websocket" for k, v in headers
-        ):
+        http_version = self.parser.get_http_version()
+        facts = inspect_head(http_version, headers)
+        if facts.websocket and self.parser.should_upgrade():
             self._upgrade = (self._url, headers)
             return
         scope = http_scope(
             self.parser.get_method().decode("ascii"),
             self._url,
-            self.parser.get_http_version(),
+            http_version,
             headers,
             self.info,
             root_path=self.config.root_path,
             state=self.ctx.state,
             proxies=self.ctx.proxies,
         )
-        expect = any(k == b"expect" and v.lower() == b"100-continue" for k, v in headers)
         keep_alive = self.parser.should_keep_alive() and not self.draining
-        cycle = RequestCycle(self, scope, keep_alive, expect)
+        self.ctx.counters.http_requests += 1
+        cycle = RequestCycle(self, scope, keep_alive, facts.expect_continue)
         self.parsing = cycle
+        if facts.has_body and not facts.expect_continue:
+            self.body_expected()
         if self.cycle is None:
             self._start(cycle)
         else:
             self.pipeline.append(cycle)
 
     def on_body(self, body: bytes) -> None:
+        if self._body is not None:
+            self._body.received(len(body), self.loop.time())
         if self.parsing is not None:
             self.parsing.feed_body(body)
 
     def on_message_complete(self) -> None:
+        if self._waiting is Waiting.BODY:
+            self._wait(Waiting.NOTHING)
         if self.parsing is not None:
             self.parsing.end_body()
             self.parsing = None
@@ -222,8 +262,17 @@ class HttpProtocol(asyncio.Protocol):
     def body_consumed(self) -> None:
         self._update_reading()
 
+    def body_expected(self) -> None:
+        """The client sends the body now (after its head, or after ``100 Continue``)."""
+        if self.parsing is not None and not self.parsing.body_complete:
+            self._body = BodyDeadline(
+                self.config.timeout_body, self.config.body_min_rate, self.loop.time()
+            )
+            self._wait(Waiting.BODY)
+
     def response_done(self, cycle: RequestCycle) -> None:
         """The response is written: reuse the connection for the next request, or close."""
+        self.ctx.counters.http_responses += 1
         if not cycle.keep_alive or not cycle.body_complete or self.draining:
             # An unread request body would be taken for the next request: close instead.
             self.close()
@@ -231,8 +280,8 @@ class HttpProtocol(asyncio.Protocol):
         self.cycle = None
         if self.pipeline:
             self._start(self.pipeline.popleft())
-        else:
-            self._set_timer(self.config.timeout_keep_alive)
+        elif self._waiting is Waiting.NOTHING:  # else the next head is already arriving
+            self._wait(Waiting.REQUEST, self.config.timeout_keep_alive)
         self._update_reading()
 
     def cycle_done(self, cycle: RequestCycle) -> None:
@@ -250,12 +299,20 @@ class HttpProtocol(asyncio.Protocol):
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
+        if not self.tasks and self._abandon is not None:
+            self._abandon.cancel()  # the timer would keep this connection alive for nothing
+            self._abandon = None
         self._forget_if_done()
 
     def _bound_tasks(self) -> None:
         """After the client left, the application has ``app_close_timeout`` to return."""
-        for task in list(self.tasks):
-            self.loop.call_later(self.config.app_close_timeout, task.cancel)
+        if self.tasks:
+            self._abandon = self.loop.call_later(self.config.app_close_timeout, self._cancel_tasks)
+
+    def _cancel_tasks(self) -> None:
+        self._abandon = None
+        for task in self.tasks:
+            task.cancel()
 
     def _update_reading(self) -> None:
         """Pause reading while a request waits in the pipeline or its body buffer is full."""
@@ -269,11 +326,27 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.resume_reading()
             else:
                 self.transport.pause_reading()
+            if self._body is not None:  # the client cannot send while we do not read
+                self._pause_body_deadline(not want)
 
-    def _reject(self, status: int, text: str) -> None:
-        logger.info("%s from %s: %s", status, self.info.client, text)
+    def _pause_body_deadline(self, paused: bool) -> None:
+        assert self._body is not None  # only called while a body is watched
+        if paused:
+            self._body.pause(self.loop.time())
+            self._cancel_timer()
+        else:
+            self._body.resume(self.loop.time())
+            self._wait(Waiting.BODY)
+
+    def _reject(self, refused: RequestRefused, quiet: bool = False) -> None:
+        """Answer ``refused`` if no response has started, then close; log it as the
+        client's doing (INFO, one line per status then counts: DESIGN §8)."""
+        if not quiet:
+            self.ctx.peer_log.repeated(
+                f"http {refused.status}", f"{refused} (from {self.info.client})"
+            )
         if self.cycle is None or not self.cycle.response_started:
-            self.write(simple_response(status, text))
+            self.write(simple_response(refused.status, refused.reason))
         self.close()
 
     def _on_upgrade(self, trailing: bytes) -> None:
@@ -296,9 +369,18 @@ class HttpProtocol(asyncio.Protocol):
         protocol.start(self.parser.get_method(), url, headers, trailing)
         self.ctx.forget(self)
 
-    def _set_timer(self, delay: float) -> None:
+    def _wait(self, waiting: Waiting, delay: float = 0.0) -> None:
+        """Wait for ``waiting`` from the client for ``delay`` seconds (a body: by its
+        deadline); NOTHING stops waiting."""
         self._cancel_timer()
-        self._timer = self.loop.call_later(delay, self._timed_out)
+        self._waiting = waiting
+        if waiting is Waiting.BODY:
+            assert self._body is not None  # set by body_expected()
+            self._timer = self.loop.call_at(self._body.deadline(), self._timed_out)
+            return
+        self._body = None
+        if waiting is not Waiting.NOTHING:
+            self._timer = self.loop.call_later(delay, self._timed_out)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -307,8 +389,32 @@ class HttpProtocol(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         self._timer = None
-        if self.cycle is None and self.parsing is None:
-            self.close()  # idle keep-alive connection, or a head that never completed
+        waiting = self._waiting
+        if waiting is Waiting.REQUEST:
+            self.close()  # an idle keep-alive connection
+        elif waiting is Waiting.HEAD:
+            self._too_slow("request head", self.config.timeout_request_head)
+        elif waiting is Waiting.BODY:
+            assert self._body is not None  # BODY implies it
+            if self._body.expired(self.loop.time()):
+                self._too_slow("request body", self.config.timeout_body)
+            else:
+                self._wait(Waiting.BODY)  # more arrived since: wait until the new deadline
+
+    def _too_slow(self, what: str, timeout: float) -> None:
+        """RFC 9110 15.5.9: 408 when the request did not arrive in time, if no response
+        has started; the application, if running, gets ``http.disconnect``."""
+        self._wait(Waiting.NOTHING)
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.client_gone()
+        if self.cycle is not None and self.cycle is not cycle:
+            # A pipelined head is late while a response is going out: finish that, then close.
+            self.draining = True
+            self.cycle.keep_alive = False
+            return
+        refused = RequestRefused(408, "Request Timeout", f"{what} too slow (limit {timeout:g}s)")
+        self._reject(refused)
 
     def _forget_if_done(self) -> None:
         if self.done:
@@ -332,6 +438,10 @@ class HttpProtocol(asyncio.Protocol):
     @property
     def done(self) -> bool:
         return self.closed and not self.tasks
+
+    @property
+    def running(self) -> int:
+        return len(self.tasks)
 
     def __repr__(self) -> str:
         return f"<HttpProtocol client={self.info.client if hasattr(self, 'info') else None}>"

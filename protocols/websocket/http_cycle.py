@@ -14,15 +14,13 @@ closed, so the client sees a truncated message rather than a wrong one.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import time
 from collections import deque
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from protocols.websocket.accesslog import log_http
 from protocols.websocket.errors import ProtocolViolation
+from protocols.websocket.response import response_head, simple_response
 
 if TYPE_CHECKING:
     from protocols.websocket.http import HttpProtocol
@@ -30,36 +28,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("gateway.web")
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
-
-
-_date_cache: tuple[int, bytes] = (0, b"")
-
-
-def date_header() -> bytes:
-    """RFC 9110 6.6.1: an origin server with a clock sends Date (cached per second)."""
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, b"date: %s\r\n" % email.utils.formatdate(now, usegmt=True).encode())
-    return _date_cache[1]
-
-
-def status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))
-
-
-def simple_response(status: int, text: str, close: bool = True) -> bytes:
-    """A complete plain-text response, for answers the server gives by itself."""
-    body = text.encode()
-    head = [
-        status_line(status),
-        b"content-type: text/plain; charset=utf-8\r\n",
-        b"content-length: %d\r\n" % len(body),
-    ]
-    if close:
-        head.append(b"connection: close\r\n")
-    return b"".join(head) + b"\r\n" + body
 
 
 class RequestCycle:
@@ -69,6 +37,7 @@ class RequestCycle:
         "_body_size",
         "_bytes_sent",
         "_chunked",
+        "_closes",
         "_conn",
         "_continue_pending",
         "_head",
@@ -102,6 +71,7 @@ class RequestCycle:
         self._head: list[bytes] = []
         self._status = 0
         self._chunked = False
+        self._closes = False
         self._length_left: int | None = None
         self._bytes_sent = 0
         self._peer_finished = False
@@ -150,7 +120,9 @@ class RequestCycle:
             else:
                 self._conn.close()
         else:
-            if not self.response_started:
+            if self.disconnected:
+                pass  # the client left: whatever the application sent went nowhere
+            elif not self.response_started:
                 logger.error(
                     "ASGI application returned without a response (%s %s)", *self._request_line()
                 )
@@ -190,6 +162,7 @@ class RequestCycle:
                 self._continue_pending = False
                 if not self.response_started:
                     self._conn.write(CONTINUE)
+                    self._conn.body_expected()
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
 
@@ -219,24 +192,14 @@ class RequestCycle:
             await self._conn.flow.drain()
 
     def _start(self, message: dict[str, Any]) -> None:
-        status = int(message["status"])
+        head = response_head(message.get("status"), message.get("headers", ()))
         self.response_started = True
-        self._status = status
-        head = [status_line(status), date_header()]
-        length: int | None = None
-        for name, value in message.get("headers", ()):
-            lname = name.lower()
-            if lname == b"content-length":
-                length = int(value)
-            elif lname == b"connection" and value.lower() == b"close":
-                self.keep_alive = False
-            elif lname == b"transfer-encoding":
-                continue  # we choose the framing ourselves
-            head.append(b"%s: %s\r\n" % (name, value))
-        self._length_left = length
-        if length is not None:
-            head.append(b"content-length: %d\r\n" % length)
-        self._head = head
+        self._status = head.status
+        self._length_left = head.content_length
+        self._head = head.lines
+        self._closes = head.closes
+        if head.closes:
+            self.keep_alive = False
 
     def _write_body(self, body: bytes, more_body: bool) -> None:
         no_body = (
@@ -248,6 +211,8 @@ class RequestCycle:
         if self._head:
             head = self._head
             self._head = []
+            if not self.keep_alive and not self._closes:
+                head.append(b"connection: close\r\n")
             if self._length_left is None and not no_body:
                 if more_body:
                     self._chunked = True
@@ -255,8 +220,6 @@ class RequestCycle:
                 else:
                     head.append(b"content-length: %d\r\n" % len(body))
                     self._length_left = len(body)
-            if not self.keep_alive:
-                head.append(b"connection: close\r\n")
             head.append(b"\r\n")
             out.extend(head)
         if not no_body:

@@ -48,9 +48,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.ws_connect_timeout,
         help="seconds the application has to accept a WebSocket",
     )
-    add("--timeout-keep-alive", type=float, default=defaults.timeout_keep_alive)
-    add("--max-header-size", type=int, default=defaults.max_header_size)
-    add("--limit-concurrency", type=int, default=None, help="maximum open connections")
+    add(
+        "--timeout-keep-alive",
+        type=float,
+        default=defaults.timeout_keep_alive,
+        help="seconds an idle keep-alive connection stays open (default: %(default)s)",
+    )
+    add(
+        "--timeout-request-head",
+        type=float,
+        default=defaults.timeout_request_head,
+        help="seconds a client has to send a request head, else 408 (default: %(default)s)",
+    )
+    add(
+        "--timeout-body",
+        type=float,
+        default=defaults.timeout_body,
+        help="seconds a request body may pause between pieces, else 408 (default: %(default)s)",
+    )
+    add(
+        "--body-min-rate",
+        type=float,
+        default=defaults.body_min_rate,
+        help="bytes/s a request body must average after its first --timeout-body seconds, "
+        "else 408 (default: %(default)s)",
+    )
+    add(
+        "--max-header-size",
+        type=int,
+        default=defaults.max_header_size,
+        help="largest request head in bytes; larger get 431 (default: %(default)s)",
+    )
+    add(
+        "--limit-concurrency",
+        type=int,
+        default=defaults.limit_concurrency,
+        help="open connections (HTTP and WebSocket) beyond which requests get 503; "
+        "0: no limit (default: %(default)s)",
+    )
     add("--no-access-log", action="store_true", help="do not log each request")
     add("--lifespan", choices=["auto", "on", "off"], default="auto")
 
@@ -80,8 +115,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
             ws_ping_timeout=args.ws_ping_timeout,
             ws_connect_timeout=args.ws_connect_timeout,
             timeout_keep_alive=args.timeout_keep_alive,
+            timeout_request_head=args.timeout_request_head,
+            timeout_body=args.timeout_body,
+            body_min_rate=args.body_min_rate,
             max_header_size=args.max_header_size,
-            limit_concurrency=args.limit_concurrency,
+            limit_concurrency=args.limit_concurrency or None,
             access_log=not args.no_access_log,
             lifespan=args.lifespan,
         )

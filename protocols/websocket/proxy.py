@@ -118,6 +118,13 @@ def resolve_forwarded(
 
     proto = at_hop(protos)
     scheme = proto.lower() if proto and proto.lower() in ("http", "https", "ws", "wss") else None
-    port_text = at_hop(ports)
-    server_port = int(port_text) if port_text and port_text.isdigit() else None
-    return Forwarded(client, scheme, server_port)
+    return Forwarded(client, scheme, _port(at_hop(ports)))
+
+
+def _port(text: str | None) -> int | None:
+    """A TCP port (RFC 6335: 0-65535) in ASCII digits, else None (``"²"`` is a digit
+    to ``str.isdigit`` and 5,000 digits are too long for ``int``)."""
+    if text is None or not (0 < len(text) <= 5 and text.isascii() and text.isdigit()):
+        return None
+    port = int(text)
+    return port if port <= 65535 else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from protocols.websocket.proxy import Address, TrustedProxies, header_values, resolve_forwarded
 
@@ -37,12 +37,18 @@ class Target:
 
 
 def split_target(target: bytes) -> Target:
-    """Split a request-target (RFC 9112 3.2: origin or absolute form) into ASGI fields."""
+    """Split a request-target (RFC 9112 3.2: origin or absolute form) into ASGI fields.
+
+    Never raises: the target is whatever the client sent (``urlsplit`` would reject
+    an authority such as ``http://[/``, which is not ours to judge: Host is).
+    """
     if not target.startswith(b"/") and b"://" in target:
-        parts = urlsplit(target)
-        raw_path, query = parts.path or b"/", parts.query
-    else:
-        raw_path, _, query = target.partition(b"?")
+        rest = target.partition(b"://")[2]  # RFC 3986 3.2: the authority ends at / ? #
+        ends = [i for i in (rest.find(b"/"), rest.find(b"?"), rest.find(b"#")) if i >= 0]
+        target = rest[min(ends, default=len(rest)) :]
+        if not target.startswith(b"/"):
+            target = b"/" + target
+    raw_path, _, query = target.partition(b"?")
     return Target(unquote(raw_path.decode("latin-1")), raw_path, query)
 
 

@@ -19,8 +19,13 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 
+from gateway import metrics
+from gateway.metrics import ProtocolCounters, ServerReading
+from gateway.startup import Summary, all_interfaces, is_loopback
 from gateway.types import ASGIApp
+from protocols.fd_limit import ensure_fd_limit
 from protocols.service import Service
 from protocols.websocket.config import Config
 from protocols.websocket.context import ServerContext
@@ -41,6 +46,7 @@ class WebServer(Service):
         self.lifespan = Lifespan(app, self.config.lifespan)
         self._server: asyncio.Server | None = None
         self._port: int | None = None
+        self._unregister: Callable[[], None] | None = None
 
     @property
     def sockets(self) -> list[socket.socket]:
@@ -70,6 +76,8 @@ class WebServer(Service):
         def factory() -> HttpProtocol:
             return HttpProtocol(ctx)
 
+        if config.limit_concurrency is not None:
+            ensure_fd_limit(config.limit_concurrency, "web server")
         ssl = config.ssl_context()
         if config.uds is not None:
             _remove_socket_file(config.uds)
@@ -91,43 +99,85 @@ class WebServer(Service):
             )
             self._port = int(self._server.sockets[0].getsockname()[1])
             where = self.url
+        self._unregister = metrics.registry.register(self.name, self.reading)
         logger.info("web server listening on %s", where)
 
     async def stop(self, timeout: float) -> None:
-        """Graceful shutdown within ``timeout`` seconds.
+        """Graceful shutdown, returning within ``timeout`` seconds.
 
         Stop accepting; close idle HTTP connections; let in-flight HTTP responses
-        finish (their connections then close); close WebSockets with 1001, which the
-        applications see as ``websocket.disconnect``; run lifespan shutdown. Whatever
-        is still running at the deadline is aborted and its application cancelled.
+        finish (their connections then close); close WebSockets with 1001 at once,
+        which the applications see as ``websocket.disconnect`` (a client that does not
+        answer our Close is dropped after ``ws_close_timeout``, RFC 6455 7.1.1). At
+        ``timeout`` less a reserve (a tenth, at most 1 s) whatever still runs is
+        aborted and its application cancelled; lifespan shutdown gets what is left.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        reserve = min(timeout / 10, 1.0)
         ctx = self.ctx
         ctx.shutting_down = True
         if self._server is not None:
             self._server.close()
         for conn in list(ctx.connections):
             conn.shutdown()
-        if not await ctx.wait_empty(deadline - loop.time()):
+        if not await ctx.wait_empty(deadline - reserve - loop.time()):
             logger.warning(
                 "%d connection(s) still busy after %gs; aborting them",
                 len(ctx.connections),
-                timeout,
+                timeout - reserve,
             )
             for conn in list(ctx.connections):
                 conn.abort()
-            await ctx.wait_empty(1.0)
-        await self.lifespan.shutdown(max(deadline - loop.time(), 1.0))
+            await ctx.wait_empty(reserve / 2)
+        await self.lifespan.shutdown(max(deadline - loop.time(), 0.0))
         if self._server is not None:
             try:
-                async with asyncio.timeout(1.0):
+                async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
                     await self._server.wait_closed()
             except TimeoutError:
                 pass
             self._server = None
         if self.config.uds is not None:
             _remove_socket_file(self.config.uds)
+        if self._unregister is not None:
+            self._unregister()
+
+    def describe(self, summary: Summary) -> None:
+        """Where browsers connect; a warning when logins would cross a network in clear."""
+        if not self.sockets or self._port is None:
+            summary.add("Web", f"{self.config.uds} (Unix socket)")
+            return
+        host = str(self.sockets[0].getsockname()[0])
+        shown = "127.0.0.1" if all_interfaces(host) else f"[{host}]" if ":" in host else host
+        summary.web_url = f"{'https' if self.config.is_ssl else 'http'}://{shown}:{self._port}"
+        config = self.config
+        if not (config.is_ssl or config.proxy_headers or is_loopback(host)):
+            summary.warn(
+                f"the web server listens on {host} without TLS: passwords and session "
+                "cookies cross the network in clear (use --ssl-certfile, or a TLS proxy "
+                "in front with --proxy-headers)"
+            )
+
+    def reading(self) -> ServerReading:
+        """Open connections and running applications per protocol, and message counts."""
+        open_by_protocol = {"http": 0, "websocket": 0}
+        instances = 0
+        for connection in self.ctx.connections:
+            open_by_protocol[connection.protocol] += 1
+            instances += connection.running
+        counters = self.ctx.counters
+        return ServerReading(
+            {
+                "http": ProtocolCounters(
+                    open_by_protocol["http"], counters.http_requests, counters.http_responses
+                ),
+                "websocket": ProtocolCounters(
+                    open_by_protocol["websocket"], counters.ws_received, counters.ws_sent
+                ),
+            },
+            instances,
+        )
 
 
 def _remove_socket_file(path: str) -> None:

@@ -12,14 +12,22 @@ Application-side states, guarded so out-of-order events fail loudly::
 Incoming messages wait in a queue of at most ``ws_max_queue`` before the socket
 stops being read; the application learns of the end through exactly one
 ``websocket.disconnect`` carrying the close code (1006 if there was none).
+
+Logging: a client's protocol error (a bad frame: 1002, 1007, 1009; a bad handshake)
+is not a server error: it goes to the server's ``peer_log`` at INFO, without a
+traceback, one line per kind then counts. websockets' own ERROR records (an
+unexpected exception in its parser) and any exception escaping this adapter's
+``data_received`` are bugs: one traceback per kind, then counts (``failures``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import enum
 import logging
 import os
+import sys
 from http import HTTPStatus
 from typing import Any
 
@@ -30,17 +38,39 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from gateway.failure_log import FailureLog
 from protocols.websocket.accesslog import log_websocket
 from protocols.websocket.context import ServerContext
 from protocols.websocket.errors import ClientDisconnected, ProtocolViolation
 from protocols.websocket.flow import WriteFlow
-from protocols.websocket.http_cycle import simple_response
+from protocols.websocket.response import simple_response
 from protocols.websocket.scope import ConnectionInfo, websocket_scope
 from protocols.websocket.scope import Headers as AsgiHeaders
 
 logger = logging.getLogger("gateway.web")
-#: websockets logs every open/reject at INFO; our access log already says it.
-protocol_logger = logging.getLogger("gateway.web.wsproto")
+#: Bugs (ours or websockets'): one traceback per kind, then counts (DESIGN §8).
+failures = FailureLog(logger)
+
+
+class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
+    """The logger handed to websockets' ``ServerProtocol``.
+
+    Its INFO lines ("connection open", "connection rejected") repeat what the access
+    log says: they go to DEBUG. Its ERROR lines with a traceback ("parser failed",
+    "opening handshake failed") go through :data:`failures`.
+    """
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        error = sys.exc_info()[1]
+        if level >= logging.ERROR and kwargs.get("exc_info") and error is not None:
+            failures.failed(f"websockets: {msg}", error)
+        else:
+            super().log(logging.DEBUG if level == logging.INFO else level, msg, *args, **kwargs)
+
+
+protocol_logger = _ProtocolLog(logging.getLogger("gateway.web.wsproto"))
+#: Close codes that mean the client broke the protocol (RFC 6455 7.4.1).
+PEER_ERRORS = {1002: "protocol error", 1007: "invalid data", 1009: "message too big"}
 
 NO_STATUS = 1005
 ABNORMAL = 1006
@@ -59,13 +89,16 @@ _EXTENSIONS = [ServerPerMessageDeflateFactory()]
 
 
 class WebSocketProtocol(asyncio.Protocol):
+    protocol = "websocket"
     # Slots, a list for the small bounded queue and attributes created only when
     # needed: an idle connection's footprint is what bounds how many a process holds.
     __slots__ = (
+        "_abandon_timer",
         "_close_timer",
         "_connect_timer",
         "_denial",
         "_disconnect",
+        "_early",
         "_fragment_text",
         "_fragments",
         "_handshake",
@@ -116,10 +149,13 @@ class WebSocketProtocol(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._reading = True
         self._disconnect: dict[str, Any] | None = None
+        self._early = b""
         self._fragments: list[bytes] | None = None
         self._fragment_text = False
         self._connect_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        #: After the client left: cancels an application still running at app_close_timeout.
+        self._abandon_timer: asyncio.TimerHandle | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._ping_payload: bytes | None = None
 
@@ -132,15 +168,50 @@ class WebSocketProtocol(asyncio.Protocol):
         self.ctx.connections.add(self)
         self._headers = headers
         self._target = url
+        if not all(value.isascii() for name, value in headers if name.startswith(b"sec-websocket")):
+            # RFC 6455 4.2.1: these fields are ASCII tokens and base64; websockets
+            # would fail on other bytes with a 500 and a traceback.
+            self.ctx.peer_log.repeated(
+                "WebSocket handshake 400",
+                f"WebSocket handshake from {self.info.client} refused (400): non-ASCII field",
+            )
+            self._refuse(400, "Invalid WebSocket handshake request")
+            return
         head = [method, b" ", url, b" HTTP/1.1\r\n"]
         for name, value in headers:
             head += (name, b": ", value, b"\r\n")
         head.append(b"\r\n")
-        self.data_received(b"".join(head) + trailing)
+        self.data_received(b"".join(head))
+        if trailing:
+            self.data_received(trailing)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        """The error boundary of the wire side: a bug aborts this connection only."""
+        try:
+            if self.task is not None and self.state in (AppState.HANDSHAKE, AppState.RESPONDING):
+                self._hold_early(data)
+            else:
+                self._received(data)
+        except Exception as exc:
+            failures.failed(f"error handling WebSocket data from {self.info.client}", exc)
+            self.abort()
+
+    def _hold_early(self, data: bytes) -> None:
+        """RFC 6455 4.1: a client sends no frame before the 101 response. Frames that
+        come early anyway wait (up to ``ws_max_size`` bytes) until the application
+        accepts (a refusal drops them); the handshake parser would take them for a
+        failed handshake."""
+        self._early += data
+        if len(self._early) > self.config.ws_max_size:
+            self._early = b""
+            self.ctx.peer_log.repeated(
+                "WebSocket early data", f"WebSocket from {self.info.client}: data before the 101"
+            )
+            self.abort()
+
+    def _received(self, data: bytes) -> None:
         conn = self.conn
         conn.receive_data(data)
         for event in conn.events_received():
@@ -162,6 +233,8 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._early = b""
+        self._log_peer_error()
         for timer in (self._connect_timer, self._close_timer, self._ping_timer):
             if timer is not None:
                 timer.cancel()
@@ -175,7 +248,9 @@ class WebSocketProtocol(asyncio.Protocol):
             code = ABNORMAL
         self._deliver_disconnect(code)
         if self.task is not None and not self.task.done():
-            self.loop.call_later(self.config.app_close_timeout, self.task.cancel)
+            self._abandon_timer = self.loop.call_later(
+                self.config.app_close_timeout, self.task.cancel
+            )
         self._forget_if_done()
 
     def pause_writing(self) -> None:
@@ -184,14 +259,26 @@ class WebSocketProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.flow.resume()
 
+    def _log_peer_error(self) -> None:
+        """One INFO line (then counts) when we closed because the client broke the protocol."""
+        sent = self.conn.close_sent
+        if sent is not None and sent.code in PEER_ERRORS:
+            self.ctx.peer_log.repeated(
+                f"WebSocket {sent.code}",
+                f"WebSocket from {self.info.client} closed with {sent.code} "
+                f"({PEER_ERRORS[sent.code]}: {sent.reason})",
+            )
+
     # -- from the client ---------------------------------------------------------------
 
     def _on_request(self, request: Request) -> None:
         response = self.conn.accept(request)
         if response.status_code != 101:
             # Bad upgrade headers: websockets chose the status (400, 426); no app involved.
-            logger.info(
-                "WebSocket handshake from %s refused: %s", self.info.client, self.conn.handshake_exc
+            self.ctx.peer_log.repeated(
+                f"WebSocket handshake {response.status_code}",
+                f"WebSocket handshake from {self.info.client} refused "
+                f"({response.status_code}): {self.conn.handshake_exc}",
             )
             self.conn.send_response(response)
             self.state = AppState.CLOSED
@@ -246,6 +333,7 @@ class WebSocketProtocol(asyncio.Protocol):
         else:
             message = {"type": "websocket.receive", "bytes": bytes(data)}
         self._push(message)
+        self.ctx.counters.ws_received += 1
         if len(self._queue) >= self.config.ws_max_queue and self._reading:
             self._reading = False
             self.transport.pause_reading()
@@ -299,6 +387,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.conn.send_text(text.encode())
             else:
                 self.conn.send_binary(message["bytes"])
+            self.ctx.counters.ws_sent += 1
             self._flush()
             if self.flow.paused:
                 await self.flow.drain()
@@ -336,9 +425,13 @@ class WebSocketProtocol(asyncio.Protocol):
             self._schedule_ping()
             if self.config.access_log:
                 log_websocket(self.scope, "accept", 101)
+            early, self._early = self._early, b""
+            if early:
+                self._received(early)
         elif kind == "websocket.close":
-            # ASGI: closing before accepting is an HTTP 403 (www spec, websocket.close).
-            self._refuse(403, "Forbidden")
+            # ASGI: closing before accepting is an HTTP 403 (www spec, websocket.close),
+            # with an empty body as uvicorn sends.
+            self._refuse(403, "")
         elif kind == "websocket.http.response.start":
             headers = [
                 (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", ())
@@ -370,8 +463,10 @@ class WebSocketProtocol(asyncio.Protocol):
         status, header_list, parts = self._denial
         body = b"".join(parts)
         headers = Headers(header_list)
-        if "Content-Length" not in headers:
-            headers["Content-Length"] = str(len(body))
+        # RFC 9110 6.6.1 (Date), 9112 9.6 (we close after it), 8.6 (its length).
+        headers.setdefault("Date", email.utils.formatdate(usegmt=True))
+        headers.setdefault("Connection", "close")
+        headers.setdefault("Content-Length", str(len(body)))
         try:
             phrase = HTTPStatus(status).phrase
         except ValueError:
@@ -400,6 +495,12 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.conn.state is State.OPEN:
             self.conn.send_close(code, reason)
         self._flush()
+        if not self._reading and not self.closed:
+            # Read again, even if the application is behind: data after our Close is
+            # discarded (RFC 6455 7.1.4) and the client's Close ends the handshake now
+            # rather than at ws_close_timeout.
+            self._reading = True
+            self.transport.resume_reading()
 
     # -- the application's life ------------------------------------------------------------
 
@@ -427,6 +528,9 @@ class WebSocketProtocol(asyncio.Protocol):
             self._close(code, "")
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
+        if self._abandon_timer is not None:
+            self._abandon_timer.cancel()  # it would keep the task alive for nothing
+            self._abandon_timer = None
         self._forget_if_done()
 
     def _forget_if_done(self) -> None:
@@ -518,3 +622,7 @@ class WebSocketProtocol(asyncio.Protocol):
     @property
     def done(self) -> bool:
         return self.closed and (self.task is None or self.task.done())
+
+    @property
+    def running(self) -> int:
+        return int(self.task is not None and not self.task.done())

@@ -1,4 +1,9 @@
-"""The same applications under this server and under uvicorn: clients must see the same."""
+"""The same applications under this server and under uvicorn: clients must see the same.
+
+HTTP responses and WebSocket handshake responses are compared byte for byte (status
+line, every header line in order, body), after checking each carries one ``Date``
+and dropping ``Date`` and ``Server``: the only lines that must differ.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,15 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from unittest.mock import ANY
 
-import httpx
 import pytest
 import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.types import Receive, Scope, Send
-from tests.protocols.websocket.conftest import raw, read_body, running
+from tests.protocols.websocket.conftest import read_body, running
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -28,6 +33,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if path == "/raise":
         raise ValueError("boom")
     if path == "/nothing":
+        return
+    if path == "/close":
+        headers = [(b"content-length", b"2"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
         return
     if path == "/stream":
         await send({"type": "http.response.start", "status": 201, "headers": [(b"x-a", b"1")]})
@@ -114,13 +124,55 @@ async def uvicorn_server() -> AsyncIterator[int]:
 Observe = Callable[[int], Awaitable[Any]]
 
 
-async def http_get(port: int, path: str, **kwargs: Any) -> Any:
-    async with httpx.AsyncClient() as client:
-        response = await client.request(
-            kwargs.pop("method", "GET"), f"http://127.0.0.1:{port}{path}", **kwargs
-        )
-    framing = "chunked" if response.headers.get("transfer-encoding") == "chunked" else "length"
-    return response.status_code, framing, response.content
+def normalised(head: bytes) -> list[str]:
+    """The head's lines less Date and Server, once it is checked to have one Date."""
+    lines = head.decode("latin-1").split("\r\n")
+    names = [line.partition(":")[0].lower() for line in lines[1:]]
+    assert names.count("date") == 1, head  # RFC 9110 6.6.1
+    named = zip(lines, ["", *names], strict=True)
+    return [line for line, name in named if name not in ("date", "server")]
+
+
+async def read_message(reader: asyncio.StreamReader, head_only: bool) -> tuple[list[str], bytes]:
+    """One response: its normalised head, and its body bytes exactly as framed."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    if head_only or head.startswith((b"HTTP/1.1 101", b"HTTP/1.1 204", b"HTTP/1.1 304")):
+        return normalised(head[:-4]), b""
+    length = next((line[15:] for line in lines if line.startswith(b"content-length:")), None)
+    if length is not None:
+        body = await reader.readexactly(int(length))
+    elif b"transfer-encoding: chunked" in lines:
+        body = await reader.readuntil(b"0\r\n\r\n")
+    else:
+        body = await reader.read()
+    return normalised(head[:-4]), body
+
+
+async def exchange(port: int, request: bytes, responses: int = 1, head_only: bool = False) -> Any:
+    """Send ``request`` on a fresh connection; read ``responses`` responses."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        async with asyncio.timeout(5):
+            return [await read_message(reader, head_only) for _ in range(responses)]
+    finally:
+        writer.close()
+
+
+def request(method: str, target: str, *headers: str, body: bytes = b"") -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", "Host: x", *headers]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+HANDSHAKE = (
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Protocol: v1",
+)
 
 
 async def observe_ws(port: int, path: str, messages: list[Any]) -> Any:
@@ -141,30 +193,33 @@ async def observe_ws(port: int, path: str, messages: list[Any]) -> Any:
     return seen
 
 
-async def pipelined(port: int) -> Any:
-    async with raw(port) as client:
-        await client.send(
-            b"GET /a?1 HTTP/1.1\r\nHost: x\r\n\r\n"
-            b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
-        )
-        return [(await client.read_response())[::2] for _ in range(2)]
-
-
-async def malformed(port: int) -> Any:
-    async with raw(port) as client:
-        await client.send(b"GARBAGE\r\n\r\n")
-        return (await client.read_response())[0]
-
-
 CASES: dict[str, Observe] = {
-    "get": lambda port: http_get(port, "/caf%C3%A9/x%2Fy?q=%20&r"),
-    "post": lambda port: http_get(port, "/p", method="POST", content=b"payload"),
-    "head": lambda port: http_get(port, "/h", method="HEAD"),
-    "stream": lambda port: http_get(port, "/stream"),
-    "raise": lambda port: http_get(port, "/raise"),
-    "nothing": lambda port: http_get(port, "/nothing"),
-    "pipelined": pipelined,
-    "malformed": malformed,
+    "get": lambda port: exchange(port, request("GET", "/caf%C3%A9/x%2Fy?q=%20&r")),
+    "post": lambda port: exchange(port, request("POST", "/p", body=b"payload")),
+    "head": lambda port: exchange(port, request("HEAD", "/h"), head_only=True),
+    "stream": lambda port: exchange(port, request("GET", "/stream")),
+    "raise": lambda port: exchange(port, request("GET", "/raise")),
+    "nothing": lambda port: exchange(port, request("GET", "/nothing")),
+    "app-closes": lambda port: exchange(port, request("GET", "/close")),
+    "client-closes": lambda port: exchange(port, request("GET", "/c", "Connection: close")),
+    "http-1.0": lambda port: exchange(port, b"GET /old HTTP/1.0\r\n\r\n"),
+    "pipelined": lambda port: exchange(
+        port, request("GET", "/a?1") + request("POST", "/b", body=b"hi"), responses=2
+    ),
+    "malformed": lambda port: exchange(port, b"GARBAGE\r\n\r\n"),
+    "no-host": lambda port: exchange(port, b"GET / HTTP/1.1\r\n\r\n"),
+    "ws-handshake": lambda port: exchange(
+        port, request("GET", "/e", *HANDSHAKE, "Sec-WebSocket-Version: 13"), head_only=True
+    ),
+    "ws-handshake-deny": lambda port: exchange(
+        port, request("GET", "/deny", *HANDSHAKE, "Sec-WebSocket-Version: 13")
+    ),
+    "ws-handshake-denial": lambda port: exchange(
+        port, request("GET", "/denial", *HANDSHAKE, "Sec-WebSocket-Version: 13")
+    ),
+    "ws-handshake-bad-version": lambda port: exchange(
+        port, request("GET", "/e", *HANDSHAKE, "Sec-WebSocket-Version: 12")
+    ),
     "ws-echo": lambda port: observe_ws(port, "/e", ["t", b"b", "", b"", "close"]),
     "ws-crash": lambda port: observe_ws(port, "/e", ["crash"]),
     "ws-deny": lambda port: observe_ws(port, "/deny", []),
@@ -172,11 +227,39 @@ CASES: dict[str, Observe] = {
 }
 
 
+BAD_REQUEST = [
+    "HTTP/1.1 400 Bad Request",
+    "content-type: text/plain; charset=utf-8",
+    "content-length: 11",
+    "connection: close",
+]
+
 #: Where this server deliberately differs: (what we send, what uvicorn sends).
 KNOWN_DIFFERENCES = {
     # The issue asks for close code 1011 when the application crashes after accepting;
     # uvicorn's sans-I/O implementation drops the TCP connection without a Close frame.
     "ws-crash": (["v1", ("closed", 1011, "")], ["v1", ("no close frame",)]),
+    # RFC 9112 3.2: an HTTP/1.1 request without Host gets 400; uvicorn serves it.
+    "no-host": (
+        [(BAD_REQUEST, b"Bad Request")],
+        [(["HTTP/1.1 200 OK", "content-type: application/json", "content-length: 122"], ANY)],
+    ),
+    # A denial response without Content-Type: uvicorn calls any body text/plain; we
+    # send what the application gave (RFC 9110 8.3: the recipient may then sniff).
+    "ws-handshake-denial": (
+        [(["HTTP/1.1 418 I'm a Teapot", "Connection: close", "Content-Length: 6"], b"teapot")],
+        [
+            (
+                [
+                    "HTTP/1.1 418 I'm a Teapot",
+                    "Connection: close",
+                    "Content-Length: 6",
+                    "Content-Type: text/plain; charset=utf-8",
+                ],
+                b"teapot",
+            )
+        ],
+    ),
 }
 
 

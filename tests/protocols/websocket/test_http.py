@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 from typing import Any
 
 import httpx
@@ -12,7 +14,7 @@ import pytest
 from gateway.types import Receive, Scope, Send
 from protocols.websocket import TrustedProxies
 from protocols.websocket.errors import ClientDisconnected
-from tests.protocols.websocket.conftest import Serve, raw, read_body
+from tests.protocols.websocket.conftest import Serve, raw, read_body, wait_until
 
 
 async def echo_scope(scope: Scope, receive: Receive, send: Send) -> None:
@@ -296,12 +298,6 @@ async def test_idle_keep_alive_connection_is_closed(serve: Serve) -> None:
         assert await client.at_eof()
 
 
-async def test_incomplete_head_times_out(serve: Serve) -> None:
-    async with serve(echo_scope, timeout_request_head=0.1) as server, raw(server.port) as client:
-        await client.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        assert await client.at_eof()
-
-
 async def test_a_slow_app_does_not_stall_other_connections(serve: Serve) -> None:
     release = asyncio.Event()
 
@@ -358,8 +354,10 @@ async def test_connection_limit_answers_503(serve: Serve) -> None:
         async with asyncio.timeout(5):
             await started.wait()
         async with raw(server.port) as second:
-            status, _, _ = await second.read_response()
-            assert status == 503
+            await second.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, _ = await second.read_response()
+            assert (status, headers["connection"]) == (503, "close")
+            assert await second.at_eof()
         release.set()
         status, _, _ = await first.read_response()
         assert status == 200
@@ -393,3 +391,230 @@ async def test_chunked_request_body(serve: Serve) -> None:
         status, _, body = await client.read_response()
         assert status == 200
         assert b'"body": "hello world"' in body
+
+
+# -- every door holds: regressions ----------------------------------------------------------
+
+
+async def test_content_length_and_connection_close_from_the_app_are_sent_once(
+    serve: Serve,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", b"2"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async with serve(app) as server, raw(server.port) as client:
+        await client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(5):
+            head = (await client.reader.readuntil(b"\r\n\r\n")).lower()
+            assert await client.reader.read() == b"ok"
+    assert head.count(b"content-length:") == 1
+    assert head.count(b"connection:") == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"x-split", b"a\r\nset-cookie: stolen=1")],  # response splitting
+        [(b"bad name", b"1")],
+        [(b"content-length", b"2"), (b"content-length", b"2")],
+        [(b"content-length", b"-1")],
+    ],
+)
+async def test_invalid_response_heads_become_500(
+    serve: Serve, headers: list[tuple[bytes, bytes]]
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async with serve(app) as server, raw(server.port) as client:
+        await client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, received, _ = await client.read_response()
+    assert status == 500
+    assert "set-cookie" not in received
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET / HTTP/1.1\r\n\r\n", 400),  # RFC 9112 3.2: Host is required in HTTP/1.1
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        (b"GET / HTTP/1.0\r\n\r\n", 200),  # HTTP/1.0 may omit it
+        (b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n", 200),
+        (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 200),  # empty is allowed (RFC 9110 7.2)
+    ],
+)
+async def test_host_header_rules(serve: Serve, request_bytes: bytes, status: int) -> None:
+    async with serve(echo_scope) as server, raw(server.port) as client:
+        await client.send(request_bytes)
+        assert (await client.read_response())[0] == status
+
+
+async def test_websocket_upgrade_without_host_is_400(serve: Serve) -> None:
+    async with serve(echo_scope) as server, raw(server.port) as client:
+        await client.send(
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert (await client.read_response())[0] == 400
+
+
+async def test_request_body_dripping_between_pieces_times_out_with_408(serve: Serve) -> None:
+    received: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (message := await receive())["type"] == "http.request":
+            pass
+        received.set_result(message)
+
+    async with serve(app, timeout_body=0.2) as server, raw(server.port) as client:
+        await client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+        status, headers, body = await client.read_response()
+        assert (status, headers["connection"], body) == (408, "close", b"Request Timeout")
+        assert await client.at_eof()
+        async with asyncio.timeout(5):
+            assert (await received)["type"] == "http.disconnect"
+
+
+async def test_request_body_below_the_minimum_rate_times_out_with_408(serve: Serve) -> None:
+    """Pieces every 50 ms never trip the 1 s gap, but 20 B/s is below the 1,000 B/s
+    asked after the first second: the deadline is 1 s + received/1000 s."""
+    async with (
+        serve(echo_scope, timeout_body=1.0, body_min_rate=1000) as server,
+        raw(server.port) as client,
+    ):
+        await client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        answer = asyncio.ensure_future(client.read_response())
+        sent = 0
+        while not answer.done() and sent < 100:
+            await client.send(b"x")  # a slow client: pacing is what it does
+            sent += 1
+            await asyncio.wait({answer}, timeout=0.05)
+        assert (await answer)[0] == 408
+        assert sent < 100
+
+
+async def test_body_timeout_waits_while_the_server_does_not_read(serve: Serve) -> None:
+    """Backpressure is the server's doing: the client cannot be late while paused."""
+    paused = asyncio.Event()
+    go = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        paused.set()
+        await go.wait()
+        body = await read_body(receive)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"%d" % len(body)})
+
+    async with (
+        serve(app, timeout_body=0.1, max_body_buffer=1024) as server,
+        raw(server.port) as client,
+    ):
+        await client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n")
+        client.writer.write(b"x" * 300_000)  # more than the buffers hold: the server pauses
+        async with asyncio.timeout(5):
+            await paused.wait()
+        await asyncio.sleep(0.3)  # three body timeouts pass while the server is paused
+        go.set()
+        await client.writer.drain()
+        status, _, body = await client.read_response()
+    assert (status, body) == (200, b"300000")
+
+
+async def test_incomplete_head_gets_408(serve: Serve) -> None:
+    async with serve(echo_scope, timeout_request_head=0.1) as server, raw(server.port) as client:
+        await client.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert (await client.read_response())[0] == 408
+        assert await client.at_eof()
+
+
+async def test_websocket_over_the_connection_limit_gets_503(serve: Serve) -> None:
+    async with serve(echo_scope, limit_concurrency=1) as server, raw(server.port) as first:
+        await first.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await first.read_response()  # the first connection stays open (keep-alive)
+        async with raw(server.port) as second:
+            await second.send(
+                b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            assert (await second.read_response())[0] == 503
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET http://[/x HTTP/1.1\r\nHost: h\r\n\r\n",  # urlsplit raised "Invalid IPv6 URL"
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Port: \xc2\xb2\r\n\r\n",  # "²".isdigit()
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Port: " + b"9" * 5000 + b"\r\n\r\n",
+    ],
+)
+async def test_strange_targets_and_proxy_headers_are_served(
+    serve: Serve, caplog: pytest.LogCaptureFixture, request_bytes: bytes
+) -> None:
+    async with (
+        serve(
+            echo_scope, proxy_headers=True, forwarded_allow_ips=TrustedProxies.parse("*")
+        ) as server,
+        raw(server.port) as client,
+    ):
+        await client.send(request_bytes)
+        assert (await client.read_response())[0] == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_client_leaving_before_the_response_logs_no_error(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    left = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert (await receive())["type"] == "http.request"
+        assert (await receive())["type"] == "http.disconnect"
+        left.set()
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"late"})
+
+    async with serve(app) as server:
+        async with raw(server.port) as client:
+            await client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(5):
+            await left.wait()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_bad_requests_are_logged_once_then_counted(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.web")
+    async with serve(echo_scope) as server:
+        for _ in range(20):
+            async with raw(server.port) as client:
+                await client.send(b"GARBAGE\r\n\r\n")
+                assert (await client.read_response())[0] == 400
+    lines = [r for r in caplog.records if "Invalid HTTP request" in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].levelno == logging.INFO
+    assert lines[0].exc_info is None
+
+
+async def test_an_application_that_returned_is_not_kept_after_its_client_left(
+    serve: Serve,
+) -> None:
+    """The timer that would cancel a lingering application held it (and its connection)
+    for ``app_close_timeout`` even after it returned: ~1.5 KiB per connection for 10 s."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async with serve(app) as server:
+        async with raw(server.port) as client:
+            await client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await wait_until(lambda: bool(server.ctx.connections))
+            connection = weakref.ref(next(iter(server.ctx.connections)))
+        assert await server.ctx.wait_empty(5)
+        gc.collect()
+        assert connection() is None

@@ -40,6 +40,21 @@ def test_defaults() -> None:
     config = parse()
     assert (config.host, config.port, config.ws_max_size) == ("127.0.0.1", 8000, 1 << 20)
     assert not config.proxy_headers
+    assert config.limit_concurrency == Config().limit_concurrency == 10_000
+    assert (config.timeout_body, config.body_min_rate) == (20.0, 500.0)
+
+
+def test_slow_client_limits_and_no_connection_limit() -> None:
+    config = parse(
+        "--timeout-request-head=3",
+        "--timeout-body=4",
+        "--body-min-rate=100",
+        "--limit-concurrency=0",
+    )
+    assert (config.timeout_request_head, config.timeout_body, config.body_min_rate) == (3, 4, 100)
+    assert config.limit_concurrency is None
+    with pytest.raises(ImproperlyConfigured, match="body_min_rate must be positive"):
+        parse("--body-min-rate=0")
 
 
 def test_bad_combinations_are_configuration_errors() -> None:

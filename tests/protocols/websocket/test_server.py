@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from gateway.startup import Summary
 from gateway.types import Receive, Scope, Send
 from protocols.websocket import Config, ServerThread, WebServer
 from protocols.websocket.lifespan import LifespanFailed
@@ -251,3 +252,18 @@ def test_server_thread_reports_startup_failure() -> None:
     thread = ServerThread(LifespanApp(fail=True), Config(port=0, lifespan="on"))
     with pytest.raises(LifespanFailed):
         thread.start()
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)], ids=["loopback", "everywhere"]
+)
+async def test_the_summary_names_the_sites_url_and_warns_of_logins_in_clear(
+    serve: Serve, host: str, warned: bool
+) -> None:
+    async with serve(hello, host=host) as server:
+        summary = Summary("test")
+        server.describe(summary)
+    assert summary.web_url == f"http://127.0.0.1:{server.port}"
+    assert [w.split(":")[0] for w in summary.warnings] == (
+        ["the web server listens on 0.0.0.0 without TLS"] if warned else []
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.types import Receive, Scope, Send
+from protocols.websocket.websocket import WebSocketProtocol, protocol_logger
 from tests.protocols.websocket.conftest import Serve, raw, wait_until
 
 HANDSHAKE = (
@@ -379,3 +382,111 @@ async def test_client_leaving_before_accept_is_quiet(
             await left.wait()
             assert isinstance(await outcome, OSError)
     assert "Exception in ASGI application" not in caplog.text
+
+
+# -- every door holds: regressions ----------------------------------------------------------
+
+
+def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+    """A masked client frame (RFC 6455 5.2) with a zero mask: the payload as is."""
+    assert len(payload) < 126
+    return (
+        bytes([(0x80 if fin else 0) | rsv << 4 | opcode, 0x80 | len(payload)]) + b"\0" * 4 + payload
+    )
+
+
+async def test_non_ascii_handshake_field_is_400_without_traceback(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = Recorder()
+    async with serve(app) as server, raw(server.port) as client:
+        await client.send(
+            HANDSHAKE.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"dGhl\x80IHNhbXBsZSBub25jZQ==")
+        )
+        assert (await client.read_response())[0] == 400
+    assert app.scope == {}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_frames_sent_before_the_101_wait_for_the_accept(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RFC 6455 4.1 says a client waits for the 101; the handshake parser took early
+    frames for a failed handshake and then tripped an assertion (one traceback each)."""
+    app = Recorder()
+    async with serve(app) as server, raw(server.port) as client:
+        await client.send(HANDSHAKE + client_frame(0x1, b"early"))
+        assert (await client.read_head())[0] == 101
+        async with asyncio.timeout(5):
+            echoed = await client.reader.readexactly(7)
+    assert echoed == b"\x81\x05early"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_bad_frames_are_logged_at_info_once_then_counted(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    async def quiet(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with serve(quiet) as server:
+        for _ in range(20):
+            async with raw(server.port) as client:
+                await client.send(HANDSHAKE)
+                await client.read_head()
+                await client.send(client_frame(0x1, b"x", rsv=2))  # RSV2 without an extension
+                async with asyncio.timeout(5):
+                    close = await client.reader.readexactly(4)
+                assert close[:4] == b"\x88\x19\x03\xea"  # Close 1002
+    lines = [r for r in caplog.records if "1002" in r.getMessage()]
+    assert len(lines) == 1
+    assert (lines[0].levelno, lines[0].exc_info) == (logging.INFO, None)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in caplog.records if r.getMessage() == "connection open"]
+
+
+async def test_an_application_that_returned_is_not_kept_after_its_client_left(
+    serve: Serve,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with serve(app) as server:
+        async with raw(server.port) as client:
+            await client.send(HANDSHAKE)
+            await client.read_head()
+            protocol = next(iter(server.ctx.connections))
+            assert isinstance(protocol, WebSocketProtocol)
+            assert protocol.task is not None
+            task = weakref.ref(protocol.task)
+            del protocol
+        assert await server.ctx.wait_empty(5)
+        gc.collect()
+        assert task() is None
+
+
+def test_errors_websockets_logs_are_one_traceback_then_counts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """websockets logs an unexpected parser exception at ERROR with a traceback, once
+    per connection: a flood of such connections logs one traceback, then counts. Its
+    INFO lines repeat the access log: they go to DEBUG."""
+    caplog.set_level(logging.INFO)
+    for _ in range(5):
+        try:
+            raise ValueError("unexpected in the parser")
+        except ValueError:
+            protocol_logger.error("parser failed", exc_info=True)
+    protocol_logger.info("connection open")
+    records = [r for r in caplog.records if r.name.startswith("gateway.web")]
+    assert [(r.levelno, r.getMessage(), bool(r.exc_info)) for r in records] == [
+        (logging.ERROR, "websockets: parser failed", True)
+    ]
