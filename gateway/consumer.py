@@ -27,12 +27,14 @@ handler ends the consumer cleanly too, so a consumer written for one event type
 Differences from Channels 4.3, on purpose:
 
 * ``as_asgi(**initkwargs)`` sets the keyword arguments as attributes of every
-  instance (Channels 4.3.2 drops them), and rejects names that are not already
-  attributes of the class, as Django's ``View.as_view`` does.
-* Sync handlers run in a pool of threads (``GATEWAY_SYNC_CONSUMER_THREADS``,
-  default ``min(32, CPUs + 4)``), not all funnelled through one thread per process,
-  so one blocking sync consumer does not stall the others. Set
-  ``thread_sensitive = True`` on a consumer for Channels' single-thread behaviour.
+  instance (Channels 4.3.2 passes them to a constructor that takes none), and
+  rejects names that are not already attributes of the class, as Django's
+  ``View.as_view`` does.
+* Sync handlers run, as in Channels, in Django's single thread-sensitive thread
+  (where ``database_sync_to_async`` also runs), so the ordering and transaction
+  semantics Channels users rely on hold. ``thread_sensitive = False`` on a
+  consumer opts it into a pool of threads (``GATEWAY_SYNC_CONSUMER_THREADS``,
+  default ``min(32, CPUs + 4)``) where one blocking consumer does not stall others.
 * Async consumers do not hop to a thread to close old database connections
   before every event; that happens once when the scope starts and once when it
   ends (see :mod:`gateway.db`).
@@ -73,10 +75,10 @@ def get_handler_name(message: Message) -> str:
     """
     message_type = message.get("type") if isinstance(message, dict) else None
     if not isinstance(message_type, str):
-        raise ValueError(f"Incoming message has no 'type' string: {message!r:.200}")
+        raise ValueError(f"Incoming message has no 'type' attribute (a string): {message!r:.200}")
     handler_name = message_type.replace(".", "_")
     if handler_name.startswith("_"):
-        raise ValueError(f"Malformed message type (leading underscore): {message_type!r}")
+        raise ValueError(f"Malformed type in message (leading underscore): {message_type!r}")
     return handler_name
 
 
@@ -92,11 +94,16 @@ async def dispatch_from(
 ) -> None:
     """Wait on every source at once and dispatch each message, one at a time.
 
-    The equivalent of asgiref's ``await_many_dispatch``: a consumer reads its
-    scope's ``receive`` and its layer channel concurrently, but handles one message
-    at a time. When several sources are ready together, earlier sources go first
-    (the scope before the layer). Runs until ``dispatch`` or a source raises; the
-    pending reads are then cancelled and awaited, so no task outlives the call.
+    Channels' ``await_many_dispatch``, step for step, because the order it gives
+    is what Channels code relies on: a consumer reads its scope's ``receive`` and
+    its layer channel concurrently, and after each wake-up takes the sources in
+    order (the scope first), dispatching each one that has a message *by the
+    time its turn comes*. So a layer message that arrived while a scope event was
+    being handled goes next, before scope events that queued behind it: messages
+    are handled in the order they arrived, even across the two sources. A
+    source is read again only once its message has been handled. Runs until
+    ``dispatch`` or a source raises; the pending reads are then cancelled and
+    awaited, so no task outlives the call.
 
     With a single source (no channel layer) there is nothing to wait on
     concurrently, so it is read directly: no Task and no ``asyncio.wait`` per
@@ -106,22 +113,19 @@ async def dispatch_from(
         (source,) = sources
         while True:
             await dispatch(await source())
-    pending: dict[asyncio.Future[Message], int] = {
-        asyncio.ensure_future(source()): index for index, source in enumerate(sources)
-    }
+    tasks: list[asyncio.Future[Message]] = [asyncio.ensure_future(source()) for source in sources]
     try:
         while True:
-            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=pending.__getitem__):
-                index = pending.pop(task)
-                await dispatch(task.result())
-                pending[asyncio.ensure_future(sources[index]())] = index
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for index, task in enumerate(tasks):
+                if task.done():
+                    await dispatch(task.result())
+                    tasks[index] = asyncio.ensure_future(sources[index]())
     finally:
-        for task in pending:
+        for task in tasks:
             task.cancel()
-        if pending:
-            await asyncio.wait(pending)
-        for task in pending:
+        await asyncio.wait(tasks)
+        for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 logger.debug("A consumer source failed while stopping", exc_info=task.exception())
 
@@ -179,9 +183,11 @@ class AsyncConsumer:
     scope: Scope
     channel_layer: BaseChannelLayer | None
     channel_name: str
+    #: Reads this instance's channel (set with ``channel_name``, as in Channels).
+    channel_receive: Callable[[], Awaitable[Message]]
     #: The server's ``send`` callable, always async.
-    asgi_send: Send
-    #: What :meth:`send` uses: ``asgi_send`` here, a sync wrapper in SyncConsumer.
+    _asgi_send: Send
+    #: What :meth:`send` uses: ``_asgi_send`` here, a sync wrapper in SyncConsumer.
     base_send: Callable[[Message], Any]
 
     def __init__(self, **initkwargs: Any) -> None:
@@ -216,29 +222,37 @@ class AsyncConsumer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self._joined_groups: list[str] = []
-        self.asgi_send = send
+        self._asgi_send = send
         self.base_send = async_to_sync(send) if self._sync else send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         sources: list[Callable[[], Awaitable[Message]]] = [receive]
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            sources.append(functools.partial(self.channel_layer.receive, self.channel_name))
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            sources.append(self.channel_receive)
         groups = self._checked_groups(self.groups or ())
         if not self._sync:
             await aclose_old_connections()
+        joining: list[str] | None = groups
+
+        async def dispatch(message: Message) -> None:
+            # Join just before the first message is handled (for WebSocket:
+            # before connect(), as Channels does), so no group message can
+            # arrive before the scope's first event: it would find nothing
+            # accepted yet. Only a direct send to the new channel could, and
+            # nobody knows its name yet.
+            nonlocal joining
+            if joining is not None:
+                await self._join_groups(joining)
+                joining = None
+            await self.dispatch(message)
+
         try:
-            # Join when the scope's first event arrives, just before it is handled
-            # (for WebSocket: before connect(), as Channels does), so no layer
-            # message can overtake it: a group message dispatched before
-            # websocket.connect or http.request would find nothing accepted yet.
-            first = await receive()
-            await self.join_groups(groups)
-            await self.dispatch(first)
-            await dispatch_from(sources, self.dispatch)
+            await dispatch_from(sources, dispatch)
         except StopConsumer:
             pass
         finally:
-            await self.leave_groups()
+            await self._leave_groups()
             if not self._sync:
                 await aclose_old_connections()
 
@@ -258,7 +272,15 @@ class AsyncConsumer:
         return groups
 
     async def join_groups(self, groups: Iterable[str]) -> None:
-        """Add this consumer's channel to ``groups`` (left again when it ends)."""
+        """Add this consumer's channel to more ``groups``, left again when it ends.
+
+        A gateway addition (docs/porting.md); the consumer itself joins
+        :attr:`groups` through :meth:`_join_groups`, so a subclass that defines a
+        ``join_groups`` of its own, as Channels code may, does not change that.
+        """
+        await self._join_groups(groups)
+
+    async def _join_groups(self, groups: Iterable[str]) -> None:
         names = self._checked_groups(groups)
         layer = self.channel_layer
         if layer is None:  # then names is empty: _checked_groups refused any
@@ -267,7 +289,7 @@ class AsyncConsumer:
             await layer.group_add(group, self.channel_name)
             self._joined_groups.append(group)
 
-    async def leave_groups(self) -> None:
+    async def _leave_groups(self) -> None:
         """Remove this consumer's channel from every group it joined. Safe to call twice."""
         while self._joined_groups and self.channel_layer is not None:
             group = self._joined_groups.pop()
@@ -279,7 +301,7 @@ class AsyncConsumer:
     # Dispatch ---------------------------------------------------------------
 
     @property
-    def terminal_event_type(self) -> str:
+    def _terminal_event_type(self) -> str:
         """The event after which the scope delivers nothing more."""
         return f"{self.scope.get('type')}.disconnect"
 
@@ -289,12 +311,12 @@ class AsyncConsumer:
         if handler is None:
             if _is_disconnect(message["type"]):
                 raise StopConsumer()
-            raise ValueError(f"No handler for message type {message['type']!r}")
-        await self.call_hook(handler, message)
-        if message["type"] == self.terminal_event_type:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await self._call_hook(handler, message)
+        if message["type"] == self._terminal_event_type:
             raise StopConsumer()
 
-    async def call_hook(self, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    async def _call_hook(self, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run a handler or user hook the way this kind of consumer runs them.
 
         Here: await the coroutine on the event loop. Generic consumers call their
@@ -320,23 +342,26 @@ class SyncConsumer(AsyncConsumer):
 
     Handlers may block and use the ORM directly: stale database connections are
     closed before and after each call, in the thread that ran it. ``self.send`` is
-    synchronous. Handlers of one instance run one at a time and in order, but
-    instances run in parallel (see :func:`sync_executor`).
+    synchronous. Handlers of one instance run one at a time and in order.
 
-    Tests: a handler runs in a thread of its own, on its own database connection,
-    so it sees only committed data. Use ``django_db(transaction=True)`` /
-    ``TransactionTestCase`` for data the test writes, or set
-    ``thread_sensitive = True`` to run handlers in Django's thread-sensitive thread
-    (inside a Django ``TestCase`` async test that is the test's own thread, which
-    sees its uncommitted data), at the price of serialising all such consumers.
+    As in Channels, every sync consumer's handlers run in Django's one
+    thread-sensitive thread, the thread ``database_sync_to_async`` uses: work
+    from different consumers and from async code's database calls runs in the
+    order it was asked for, on one connection (inside a Django ``TestCase`` async
+    test that is the test's own thread, which sees its uncommitted data). The
+    price is that one slow handler delays every other. ``thread_sensitive =
+    False`` (class attribute or ``as_asgi(thread_sensitive=False)``) opts a
+    consumer into a pool of threads instead (see :func:`sync_executor`): its
+    instances then run in parallel, each on its own database connection.
     """
 
     _sync: ClassVar[bool] = True
 
-    #: Run handlers in asgiref's single thread-sensitive thread (Channels' behaviour).
-    thread_sensitive: bool = False
+    #: False: run handlers on gateway's thread pool, not Django's one
+    #: thread-sensitive thread (a gateway addition, see docs/porting.md).
+    thread_sensitive: bool = True
 
-    async def call_hook(self, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    async def _call_hook(self, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Await coroutine hooks on the loop; run sync ones in a worker thread."""
         if iscoroutinefunction(hook):
             await hook(*args, **kwargs)

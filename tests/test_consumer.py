@@ -78,7 +78,7 @@ async def test_events_go_to_the_handler_named_after_their_type():
 async def test_an_event_without_a_handler_is_a_clear_error():
     communicator = ApplicationCommunicator(Recorder.as_asgi(), {"type": "websocket"})
     await communicator.send_input({"type": "websocket.unknown"})
-    with pytest.raises(ValueError, match=r"No handler for message type 'websocket.unknown'"):
+    with pytest.raises(ValueError, match=r"No handler for message type websocket.unknown"):
         await communicator.wait(TIMEOUT)
 
 
@@ -230,11 +230,11 @@ class Blocking(SyncConsumer):
         self.send({"type": "test.done", "thread": threading.get_ident()})
 
 
-async def test_sync_consumers_run_in_parallel():
-    # Channels funnels every sync consumer through one thread: this would deadlock
-    # until the barrier's timeout broke it.
+async def test_sync_consumers_opted_out_of_thread_sensitivity_run_in_parallel():
+    # By default (as in Channels) every sync consumer shares one thread: this
+    # would deadlock until the barrier's timeout broke it.
     barrier = threading.Barrier(2, timeout=TIMEOUT)
-    application = Blocking.as_asgi(barrier=barrier)
+    application = Blocking.as_asgi(barrier=barrier, thread_sensitive=False)
     communicators = [ApplicationCommunicator(application, {"type": "test"}) for _ in range(2)]
     for communicator in communicators:
         await communicator.send_input({"type": "test.block"})
@@ -251,8 +251,8 @@ class WhichThread(SyncConsumer):
         self.send({"type": "test.here", "thread": threading.get_ident()})
 
 
-async def test_thread_sensitive_consumers_share_one_thread_as_in_channels():
-    application = WhichThread.as_asgi(thread_sensitive=True)
+async def test_sync_consumers_share_one_thread_by_default_as_in_channels():
+    application = WhichThread.as_asgi()
     threads = set()
     for _ in range(3):
         async with ApplicationCommunicator(application, {"type": "test"}) as communicator:
@@ -297,7 +297,7 @@ async def test_async_consumers_do_not_hop_to_a_thread_for_each_event():
 
 class SyncWithAsyncHandler(SyncConsumer):
     async def test_async(self, message):  # type: ignore[no-untyped-def]
-        await self.asgi_send({"type": "test.done", "thread": threading.get_ident()})
+        await self._asgi_send({"type": "test.done", "thread": threading.get_ident()})
 
 
 async def test_a_sync_consumer_awaits_async_handlers_on_the_loop():

@@ -88,9 +88,11 @@ class CommunicatorsInsideTestCase(TestCase):
         # The transaction is intact: the row is still there and queries still work.
         assert await User.objects.filter(username="linus").acount() == 1
 
-    async def test_a_thread_sensitive_sync_consumer_runs_on_the_tests_thread(self) -> None:
+    async def test_a_sync_consumer_runs_on_the_tests_thread_by_default(self) -> None:
+        # As in Channels: sync handlers run in the thread-sensitive thread, which
+        # inside a TestCase async test is the test's own (docs/porting.md).
         await User.objects.acreate(username="ken", email="ken@example.com")
-        application = SyncAccount.as_asgi(thread_sensitive=True)
+        application = SyncAccount.as_asgi()
         communicator = WebsocketCommunicator(application, "/ws/")
         await communicator.connect(TIMEOUT)
         await communicator.send_json_to({"username": "ken"})

@@ -45,13 +45,13 @@ class AsyncHttpConsumer(AsyncConsumer):
     max_body_size: int | None = None
 
     body: list[bytes]
-    response_state: ResponseState
+    _response_state: ResponseState
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.body = []
         self._body_size = 0
         self._request_complete = False
-        self.response_state = ResponseState.NOT_STARTED
+        self._response_state = ResponseState.NOT_STARTED
         await super().__call__(scope, receive, send)
 
     # The response -----------------------------------------------------------
@@ -61,23 +61,23 @@ class AsyncHttpConsumer(AsyncConsumer):
 
         The server sends them with the first body chunk (ASGI HTTP spec).
         """
-        if self.response_state is not ResponseState.NOT_STARTED:
+        if self._response_state is not ResponseState.NOT_STARTED:
             raise RuntimeError("send_headers() called twice: the response has already started")
         header_list = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
         await self.send({"type": "http.response.start", "status": status, "headers": header_list})
-        self.response_state = ResponseState.HEADERS_SENT
+        self._response_state = ResponseState.HEADERS_SENT
 
     async def send_body(self, body: bytes, *, more_body: bool = False) -> None:
         """Send a chunk of the body; ``more_body=True`` keeps the response open."""
         if not isinstance(body, bytes):
             raise TypeError(f"The response body must be bytes, not {type(body).__name__}")
-        if self.response_state is ResponseState.NOT_STARTED:
+        if self._response_state is ResponseState.NOT_STARTED:
             raise RuntimeError("send_body() before send_headers(): start the response first")
-        if self.response_state is ResponseState.FINISHED:
+        if self._response_state is ResponseState.FINISHED:
             raise RuntimeError("send_body() after the response finished (more_body was False)")
         await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
         if not more_body:
-            self.response_state = ResponseState.FINISHED
+            self._response_state = ResponseState.FINISHED
 
     async def send_response(self, status: int, body: bytes, **kwargs: Any) -> None:
         """A whole response at once: ``send_headers(status=status, **kwargs)`` then the body."""
@@ -95,7 +95,7 @@ class AsyncHttpConsumer(AsyncConsumer):
 
     # Events -----------------------------------------------------------------
 
-    def body_limit(self) -> int | None:
+    def _body_limit(self) -> int | None:
         if self.max_body_size is not None:
             return self.max_body_size
         limit: int | None = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -104,7 +104,7 @@ class AsyncHttpConsumer(AsyncConsumer):
     async def http_request(self, message: Message) -> None:
         chunk = message.get("body", b"")
         self._body_size += len(chunk)
-        limit = self.body_limit()
+        limit = self._body_limit()
         if limit is not None and self._body_size > limit:
             await self.send_response(413, b"Request body too large")
             return
@@ -123,8 +123,8 @@ class AsyncHttpConsumer(AsyncConsumer):
         except BaseException:
             await self.disconnect()
             raise
-        finished = self.response_state is ResponseState.FINISHED
-        abandoned = self._request_complete and self.response_state is ResponseState.NOT_STARTED
+        finished = self._response_state is ResponseState.FINISHED
+        abandoned = self._request_complete and self._response_state is ResponseState.NOT_STARTED
         if finished or abandoned:
             await self.disconnect()
             raise StopConsumer()

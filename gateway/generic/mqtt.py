@@ -81,26 +81,26 @@ class MqttHandlers(AsyncConsumer):
     """The ``mqtt.*`` event handlers shared by every MQTT consumer."""
 
     async def mqtt_message(self, message: Message) -> None:
-        await self.call_hook(
+        await self._call_hook(
             self.receive, message["topic"], message["payload"], **_message_details(message)
         )
 
     async def mqtt_presence(self, message: Message) -> None:
         details = {k: v for k, v in message.items() if k not in ("type", "client_id", "connected")}
-        await self.call_hook(self.presence, message["client_id"], message["connected"], **details)
+        await self._call_hook(self.presence, message["client_id"], message["connected"], **details)
 
     async def mqtt_link(self, message: Message) -> None:
         details = {k: v for k, v in message.items() if k not in ("type", "state")}
-        await self.call_hook(self.link, message["state"], **details)
+        await self._call_hook(self.link, message["state"], **details)
 
     async def mqtt_ack(self, message: Message) -> None:
         details = {k: v for k, v in message.items() if k not in ("type", "request_id", "ok")}
-        await self.call_hook(self.ack, message["request_id"], message["ok"], **details)
+        await self._call_hook(self.ack, message["request_id"], message["ok"], **details)
 
     async def mqtt_disconnect(self, message: Message) -> None:
         """Leave the groups, then run ``disconnect(reason)``; the consumer then ends."""
-        await self.leave_groups()
-        await self.call_hook(self.disconnect, message.get("reason", "shutdown"))
+        await self._leave_groups()
+        await self._call_hook(self.disconnect, message.get("reason", "shutdown"))
 
     # The hooks subclasses define (async or sync) ------------------------------
     receive: Any
@@ -215,7 +215,7 @@ class JsonMqttHandlers(MqttHandlers):
                 exc,
             )
             return
-        await self.call_hook(
+        await self._call_hook(
             self.receive_json, message["topic"], content, **_message_details(message)
         )
 

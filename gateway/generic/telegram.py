@@ -113,7 +113,7 @@ class Replies:
 
 
 class TelegramHandlers(AsyncConsumer, Replies):
-    """The ``telegram.*`` handlers shared by both consumers; hooks run through ``call_hook``."""
+    """The ``telegram.*`` handlers shared by both consumers; hooks run through ``_call_hook``."""
 
     async def dispatch(self, message: Message) -> None:
         """Updates of kinds without a handler (``telegram.my_chat_member`` …): ``other_update``."""
@@ -123,7 +123,7 @@ class TelegramHandlers(AsyncConsumer, Replies):
             and kind.startswith("telegram.")
             and not hasattr(self, kind.replace(".", "_"))
         ):
-            await self.call_hook(self.other_update, message)
+            await self._call_hook(self.other_update, message)
             return
         await super().dispatch(message)
 
@@ -131,31 +131,31 @@ class TelegramHandlers(AsyncConsumer, Replies):
         text = message.get("text") or ""
         command = parse_command(text, self.scope.get("bot", {}).get("username"))
         if command is None:
-            await self.call_hook(self.receive_text, text, message)
+            await self._call_hook(self.receive_text, text, message)
             return
         name, args = command
         hook = getattr(self, f"command_{name}", None)
         if callable(hook):
-            await self.call_hook(hook, args, message)
+            await self._call_hook(hook, args, message)
         else:
-            await self.call_hook(self.unknown_command, name, args, message)
+            await self._call_hook(self.unknown_command, name, args, message)
 
     async def telegram_callback_query(self, message: Message) -> None:
         """Run ``button``; answer the query afterwards unless the hook did (Bot API asks for it)."""
         self.current_callback_query_id = message.get("callback_query_id")
         try:
-            await self.call_hook(self.button, message.get("data"), message)
+            await self._call_hook(self.button, message.get("data"), message)
         finally:
             if self.current_callback_query_id is not None:
-                await self.asgi_send(self._answer_message(None, False, None))
+                await self._asgi_send(self._answer_message(None, False, None))
             self.current_callback_query_id = None
 
     async def telegram_result(self, message: Message) -> None:
-        await self.call_hook(self.result, message)
+        await self._call_hook(self.result, message)
 
     async def telegram_disconnect(self, message: Message) -> None:
-        await self.leave_groups()
-        await self.call_hook(self.disconnect)  # the consumer then ends (terminal event)
+        await self._leave_groups()
+        await self._call_hook(self.disconnect)  # the consumer then ends (terminal event)
 
     # The hooks subclasses define (async or sync) ----------------------------------
     receive_text: Any

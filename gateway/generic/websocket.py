@@ -3,7 +3,7 @@
 Four classes, as in Channels, over ONE implementation of the ASGI WebSocket
 protocol (:class:`WebsocketHandlers`, which handles the ``websocket.*`` events and
 keeps the connection's state). The async classes and the sync classes differ only
-in how the user's hooks run and how they send: :meth:`call_hook` awaits async hooks
+in how the user's hooks run and how they send: :meth:`_call_hook` awaits async hooks
 on the event loop and runs sync ones in a worker thread (see
 :mod:`gateway.consumer`).
 
@@ -108,37 +108,37 @@ class WebsocketHandlers(AsyncConsumer):
 
     Subclasses provide the user-facing hooks (``connect``, ``receive``,
     ``disconnect``), async or sync; this class calls them through
-    :meth:`call_hook` and sends what the protocol itself needs through the
-    server's async ``asgi_send``.
+    :meth:`_call_hook` and sends what the protocol itself needs through the
+    server's async ``_asgi_send``.
     """
 
-    websocket_state: WebsocketState
+    _websocket_state: WebsocketState
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.websocket_state = WebsocketState()
+        self._websocket_state = WebsocketState()
         await super().__call__(scope, receive, send)
 
     async def websocket_connect(self, message: Message) -> None:
         try:
-            await self.call_hook(self.connect)
+            await self._call_hook(self.connect)
         except AcceptConnection:
-            await self.asgi_send(self.websocket_state.accept())
+            await self._asgi_send(self._websocket_state.accept())
         except DenyConnection:
-            refusal = self.websocket_state.close()
+            refusal = self._websocket_state.close()
             if refusal is not None:
-                await self.asgi_send(refusal)
+                await self._asgi_send(refusal)
 
     async def websocket_receive(self, message: Message) -> None:
         if message.get("text") is not None:
-            await self.call_hook(self.receive, text_data=message["text"])
+            await self._call_hook(self.receive, text_data=message["text"])
         else:
-            await self.call_hook(self.receive, bytes_data=message.get("bytes"))
+            await self._call_hook(self.receive, bytes_data=message.get("bytes"))
 
     async def websocket_disconnect(self, message: Message) -> None:
         """Leave the groups, then run ``disconnect(code)``; the consumer then ends."""
-        self.websocket_state.disconnected()
-        await self.leave_groups()
-        await self.call_hook(self.disconnect, message.get("code", 1005))
+        self._websocket_state.disconnected()
+        await self._leave_groups()
+        await self._call_hook(self.disconnect, message.get("code", 1005))
 
     # The hooks subclasses define (async or sync) ------------------------------
     connect: Any
@@ -158,7 +158,7 @@ class AsyncWebsocketConsumer(WebsocketHandlers):
 
     async def accept(self, subprotocol: str | None = None, headers: Headers | None = None) -> None:
         """Accept the connection, optionally choosing a subprotocol and adding headers."""
-        await self.base_send(self.websocket_state.accept(subprotocol, headers))
+        await self.base_send(self._websocket_state.accept(subprotocol, headers))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Called with each frame from the client; does nothing by default."""
@@ -170,13 +170,13 @@ class AsyncWebsocketConsumer(WebsocketHandlers):
         close: bool | int = False,
     ) -> None:
         """Send a text or binary frame; ``close=True`` (or a close code) closes after it."""
-        await self.base_send(self.websocket_state.frame(text_data, bytes_data))
+        await self.base_send(self._websocket_state.frame(text_data, bytes_data))
         if close:
             await self.close(close)
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         """Close the connection (before accept: refuse it with HTTP 403)."""
-        message = self.websocket_state.close(code, reason)
+        message = self._websocket_state.close(code, reason)
         if message is not None:
             await self.base_send(message)
 
@@ -195,7 +195,7 @@ class WebsocketConsumer(WebsocketHandlers, SyncConsumer):
 
     def accept(self, subprotocol: str | None = None, headers: Headers | None = None) -> None:
         """Accept the connection, optionally choosing a subprotocol and adding headers."""
-        self.base_send(self.websocket_state.accept(subprotocol, headers))
+        self.base_send(self._websocket_state.accept(subprotocol, headers))
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Called with each frame from the client; does nothing by default."""
@@ -207,13 +207,13 @@ class WebsocketConsumer(WebsocketHandlers, SyncConsumer):
         close: bool | int = False,
     ) -> None:
         """Send a text or binary frame; ``close=True`` (or a close code) closes after it."""
-        self.base_send(self.websocket_state.frame(text_data, bytes_data))
+        self.base_send(self._websocket_state.frame(text_data, bytes_data))
         if close:
             self.close(close)
 
     def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         """Close the connection (before accept: refuse it with HTTP 403)."""
-        message = self.websocket_state.close(code, reason)
+        message = self._websocket_state.close(code, reason)
         if message is not None:
             self.base_send(message)
 

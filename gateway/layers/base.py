@@ -40,6 +40,13 @@ class BaseChannelLayer:
 
     channel_name_regex: ClassVar[Pattern[str]] = re.compile(r"^[a-zA-Z\d\-_.]+(![\d\w\-_.]*)?$")
     group_name_regex: ClassVar[Pattern[str]] = re.compile(r"^[a-zA-Z\d\-_.]+$")
+    #: Channels' wording for an invalid name, formatted with "Channel" or "Group";
+    #: the errors raised start with it and then name the value refused.
+    invalid_name_error: ClassVar[str] = (
+        "{} name must be a valid unicode string "
+        f"with length < {MAX_NAME_LENGTH} "
+        "containing only ASCII alphanumerics, hyphens, underscores, or periods."
+    )
 
     def __init__(
         self,
@@ -88,33 +95,20 @@ class BaseChannelLayer:
         With ``receive=True`` a process-local name must end at its ``!``
         (receivers read the whole local family), as in Channels.
         """
-        if not self.match_type_and_length(name):
-            raise TypeError(
-                f"Channel name must be a str shorter than {self.MAX_NAME_LENGTH} "
-                f"characters, not {name!r}"
-            )
-        if not self.channel_name_regex.match(name):
-            raise TypeError(
-                "Channel name may contain only ASCII letters, digits, hyphens, "
-                f"underscores, periods and one '!', not {name!r}"
-            )
+        if not self.match_type_and_length(name) or not self.channel_name_regex.match(name):
+            raise TypeError(self._name_error("Channel", name))
         if "!" in name and not name.endswith("!") and receive:
-            raise TypeError(f"Specific channel names in receive() must end at the '!': {name!r}")
+            raise TypeError(f"Specific channel names in receive() must end at the ! (got {name!r})")
         return True
 
     def require_valid_group_name(self, name: object) -> bool:
         """Raise ``TypeError`` unless ``name`` is a valid group name."""
-        if not self.match_type_and_length(name):
-            raise TypeError(
-                f"Group name must be a str shorter than {self.MAX_NAME_LENGTH} "
-                f"characters, not {name!r}"
-            )
-        if not self.group_name_regex.match(name):
-            raise TypeError(
-                "Group name may contain only ASCII letters, digits, hyphens, "
-                f"underscores and periods, not {name!r}"
-            )
+        if not self.match_type_and_length(name) or not self.group_name_regex.match(name):
+            raise TypeError(self._name_error("Group", name))
         return True
+
+    def _name_error(self, kind: str, name: object) -> str:
+        return f"{self.invalid_name_error.format(kind)} Got {name!r:.200}."
 
     def valid_channel_names(self, names: Iterable[object], receive: bool = False) -> bool:
         names = list(names)

@@ -29,8 +29,8 @@ class ChannelNameRouter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "channel" not in scope:
             raise ValueError(
-                "ChannelNameRouter got a scope without a 'channel' key; "
-                "route only 'channel' scopes (from a worker) to it."
+                "ChannelNameRouter got a scope without a 'channel' key. Did you make sure "
+                "it's only being used for 'channel' type messages?"
             )
         application = self.application_mapping.get(scope["channel"])
         if application is None:

@@ -155,8 +155,8 @@ class URLRouter:
         else:
             if "path" not in scope:
                 raise ValueError(
-                    f"URLRouter got a {scope.get('type')!r} scope without a 'path' key, "
-                    "so it cannot route by URL."
+                    "No 'path' key in connection scope, cannot route URLs "
+                    f"(URLRouter got a {scope.get('type')!r} scope without one)."
                 )
             path = scope["path"]
             root_path: str = scope.get("root_path", "")

@@ -7,7 +7,7 @@ close "old" database connections leave the test's connection (and its
 transaction) alone: communicators work inside ``pytest.mark.django_db`` tests and
 Django ``TestCase`` async tests alike.
 
-Both queues are bounded (:attr:`ApplicationCommunicator.max_queue`): an
+Both queues are bounded (:attr:`ApplicationCommunicator._max_queue`): an
 application that sends more than that without the test reading waits, as it
 would against a slow client.
 """
@@ -53,15 +53,15 @@ class ApplicationCommunicator:
     """
 
     #: Bound of the input and output queues; a full queue makes its writer wait.
-    max_queue = 10_000
+    _max_queue = 10_000
     #: Seconds :meth:`stop` waits for a cancelled application to finish.
-    cancel_timeout = 5.0
+    _cancel_timeout = 5.0
 
     def __init__(self, application: ASGIApp, scope: Scope) -> None:
         self.application = application
         self.scope = scope
-        self.input_queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=self.max_queue)
-        self.output_queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=self.max_queue)
+        self.input_queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=self._max_queue)
+        self.output_queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=self._max_queue)
         self._peeked: Message | None = None
         self.future: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             self._run(), context=context_keeping_connections()
@@ -148,10 +148,10 @@ class ApplicationCommunicator:
         """Cancel the application if it still runs; re-raise its error if ``exceptions``."""
         if not self.future.done():
             self.future.cancel()
-            await asyncio.wait([self.future], timeout=self.cancel_timeout)
+            await asyncio.wait([self.future], timeout=self._cancel_timeout)
             if not self.future.done():
                 raise RuntimeError(
-                    f"The application ignored cancellation for {self.cancel_timeout} s "
+                    f"The application ignored cancellation for {self._cancel_timeout} s "
                     "(is it blocked in a thread?)"
                 )
         if self.future.cancelled():

@@ -95,11 +95,13 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
     #: The host name in :attr:`live_server_url` (added to ``ALLOWED_HOSTS``).
     host = "localhost"
     #: The address the server binds.
-    bind_address = "127.0.0.1"
+    _bind_address = "127.0.0.1"
     #: Serve ``STATIC_URL`` with Django's static files handler, as runserver does.
     serve_static = True
+    #: What wraps the application when ``serve_static`` is set (as in Channels).
+    static_wrapper: Any = ASGIStaticFilesHandler
     #: Seconds the server has to start, and to stop.
-    server_timeout = 10.0
+    _server_timeout = 10.0
 
     _server: ClassVar[ServiceThread]
     _port: ClassVar[int]
@@ -113,12 +115,12 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
         return f"ws://{self.host}:{self._port}"
 
     @classmethod
-    def get_application(cls) -> ASGIApp:
+    def _get_application(cls) -> ASGIApp:
         """The application to serve: ``ASGI_APPLICATION``, with static files if asked."""
         application: Any = get_default_application()
         if cls.serve_static:
             # Django's handler wraps any ASGI application, whatever its stubs say.
-            application = ASGIStaticFilesHandler(application)
+            application = cls.static_wrapper(application)
         served: ASGIApp = application
         return served
 
@@ -140,8 +142,8 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
             raise ImproperlyConfigured("ChannelsLiveServerTestCase needs gateway's web server")
         parser = argparse.ArgumentParser()
         launcher.add_arguments(parser)
-        args = parser.parse_args(["--host", cls.bind_address, "--port", "0"])
-        cls._server = ServiceThread(launcher.build(cls.get_application(), args))
-        cls._server.start(cls.server_timeout)
-        cls.addClassCleanup(cls._server.stop, cls.server_timeout)
+        args = parser.parse_args(["--host", cls._bind_address, "--port", "0"])
+        cls._server = ServiceThread(launcher.build(cls._get_application(), args))
+        cls._server.start(cls._server_timeout)
+        cls.addClassCleanup(cls._server.stop, cls._server_timeout)
         cls._port = cls._server.service.port

@@ -95,7 +95,7 @@ def test_a_custom_format_registers_and_gets_encryption_on_top() -> None:
     assert b"epyt" not in data
     assert sealed.deserialize(data) == {"type": "x"}
     layer = RedisChannelLayer(serializer_format="reversed-json")
-    assert isinstance(layer.serializer, ReversedJSON)
+    assert isinstance(layer._serializer, ReversedJSON)
     with pytest.raises(TypeError, match="serialize"):
         registry.register_serializer("broken", dict)
 

@@ -153,7 +153,7 @@ async def test_path_outside_root_path_has_no_route() -> None:
 async def test_scope_without_path_is_a_clear_error() -> None:
     router = URLRouter([path("chat/", RecordingApp())])
 
-    with pytest.raises(ValueError, match="without a 'path' key"):
+    with pytest.raises(ValueError, match="No 'path' key in connection scope"):
         await router({"type": "channel", "channel": "x"}, never_receive, never_send)
 
 

@@ -62,7 +62,7 @@ class _LoopState:
     """Everything a layer holds in one event loop."""
 
     def __init__(self, layer: RedisChannelLayer) -> None:
-        self.shards = make_shards(layer.hosts, layer.cluster, layer.restore_memberships)
+        self.shards = make_shards(layer.hosts, layer._cluster, layer._restore_memberships)
         self.reader = BlockingReader()
         self.families: dict[str, FamilyReceiver] = {}
         self.closed = False
@@ -107,7 +107,7 @@ class RedisChannelLayer(BaseChannelLayer):
     extensions = ["groups", "flush"]
     #: How process-local families get messages: queued in Redis ("l") or published
     #: to the receiving process ("p", RedisPubSubChannelLayer).
-    local_delivery = "l"
+    _local_delivery = "l"
 
     def __init__(
         self,
@@ -131,18 +131,20 @@ class RedisChannelLayer(BaseChannelLayer):
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must be a str without braces, not {prefix!r}")
         self.hosts = decode_hosts(hosts)
-        self.cluster = cluster
+        #: How many hosts names are spread over (channels_redis' name).
+        self.ring_size = len(self.hosts)
+        self._cluster = cluster
         if not outage_timeout >= 0:
             raise ValueError(f"outage_timeout must be >= 0 seconds, not {outage_timeout!r}")
-        self.outage_timeout = outage_timeout
+        self._outage_timeout = outage_timeout
         self.prefix = prefix
         self.group_expiry = group_expiry
         # expiry bounds the age of an encrypted message, as in channels_redis.
-        self.serializer = registry.get_serializer(
+        self._serializer = registry.get_serializer(
             serializer_format, symmetric_encryption_keys=symmetric_encryption_keys, expiry=expiry
         )
         #: Wall clock shared by every process (deadlines cross machines); injectable.
-        self.clock = clock
+        self._clock = clock
         self.client_prefix = uuid.uuid4().hex[:12]
         self.stats = LayerStats()
         self._loops: LoopRegistry[_LoopState] = LoopRegistry(
@@ -155,7 +157,7 @@ class RedisChannelLayer(BaseChannelLayer):
 
     # Helpers ------------------------------------------------------------------
 
-    def check_channel(self, channel: str) -> None:
+    def _check_channel(self, channel: str) -> None:
         """:meth:`require_valid_channel_name`, remembering recent good names."""
         if channel in self._valid_channels:
             return
@@ -164,8 +166,8 @@ class RedisChannelLayer(BaseChannelLayer):
             self._valid_channels.clear()
         self._valid_channels.add(channel)
 
-    def now_ms(self) -> int:
-        return int(self.clock() * 1000)
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
 
     def _shard(self, state: _LoopState, name: str) -> Shard:
         return state.shards[consistent_hash(name, len(state.shards))]
@@ -189,7 +191,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 order.append(channel)
         for family, members in families.items():
             order += members
-            if self.local_delivery == "p":
+            if self._local_delivery == "p":
                 keys.append(inbox_key(self.prefix, family))
                 args += ("p", len(members), *members)
                 continue
@@ -205,12 +207,12 @@ class RedisChannelLayer(BaseChannelLayer):
     async def _script(
         self, shard: Shard, script: Script, keys: list[str], args: list[Any], *, message: bool
     ) -> Any:
-        """Run ``script`` on ``shard`` through outages (see :meth:`through_outages`)."""
-        return await self.through_outages(
+        """Run ``script`` on ``shard`` through outages (see :meth:`_through_outages`)."""
+        return await self._through_outages(
             shard, lambda: script.run(shard, keys, args), message=message
         )
 
-    async def through_outages(
+    async def _through_outages(
         self, shard: Shard, call: Callable[[], Awaitable[T]], *, message: bool
     ) -> T:
         """``await call()``, waiting out an outage of ``shard`` for ``outage_timeout``.
@@ -222,7 +224,7 @@ class RedisChannelLayer(BaseChannelLayer):
         """
         availability = shard.availability
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.outage_timeout
+        deadline = loop.time() + self._outage_timeout
         while True:
             # During an outage nothing goes out until the recovery (which re-adds
             # memberships) is done, or a message could reach a group still empty.
@@ -243,7 +245,7 @@ class RedisChannelLayer(BaseChannelLayer):
         if message:
             self.stats.unavailable += 1
             availability.gave_up()
-        return ChannelLayerUnavailable(f"{reason} (waited up to {self.outage_timeout} s)")
+        return ChannelLayerUnavailable(f"{reason} (waited up to {self._outage_timeout} s)")
 
     def _family(self, state: _LoopState, family: str) -> FamilyReceiver:
         receiver = state.families.get(family)
@@ -253,7 +255,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 self.prefix,
                 family,
                 state.reader,
-                self.now_ms,
+                self._now_ms,
                 int(self.expiry * 1000),
                 self.get_capacity,
                 self.stats,
@@ -264,9 +266,9 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def send(self, channel: str, message: Message) -> None:
         """Queue ``message`` on ``channel`` in one round trip."""
-        self.check_channel(channel)
+        self._check_channel(channel)
         require_dict(message)
-        payload = self.serializer.serialize(message)
+        payload = self._serializer.serialize(message)
         state = self._loops.get()
         receiver = state.families.get(family_of(channel)) if is_local(channel) else None
         shard = self._shard(state, self.non_local_name(channel))
@@ -285,7 +287,7 @@ class RedisChannelLayer(BaseChannelLayer):
         """One delivery attempt, carrying this process's pending acks for the family."""
         keys, targets, _ = self._targets([channel])
         acks = receiver.take_acks() if receiver is not None else []
-        now = self.now_ms()
+        now = self._now_ms()
         expiry_ms = int(self.expiry * 1000)
         head = [now, expiry_ms, encode_deadline(now + expiry_ms), payload, len(acks) // 2]
         try:
@@ -301,14 +303,14 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> Message:
         """The next message on ``channel``; waits, reconnecting, while Redis is down."""
-        self.check_channel(channel)
+        self._check_channel(channel)
         state = self._loops.get()
         if is_local(channel):
-            self.require_own(channel)
+            self._require_own(channel)
             payload = await self._family(state, family_of(channel)).receive(channel)
         else:
             payload = await self._receive_normal(state, channel)
-        message = load_message(self.serializer, payload)
+        message = load_message(self._serializer, payload)
         self.stats.received += 1
         return message
 
@@ -335,11 +337,11 @@ class RedisChannelLayer(BaseChannelLayer):
             if reply is None:
                 continue
             deadline, _, payload = decode_entry(reply[1])
-            if deadline >= self.now_ms():
+            if deadline >= self._now_ms():
                 return payload
             self.stats.expired += 1
 
-    def require_own(self, channel: str) -> None:
+    def _require_own(self, channel: str) -> None:
         """Refuse to receive a process-local channel this layer did not make.
 
         Its messages go to the process that made it; waiting here would wait
@@ -362,7 +364,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         shard = self._shard(self._loops.get(), group)
-        joined = self.now_ms()
+        joined = self._now_ms()
         await self._add_member(shard, group, channel, joined)
         self._memberships.setdefault(group, {})[channel] = joined
 
@@ -383,7 +385,7 @@ class RedisChannelLayer(BaseChannelLayer):
         keys = self._group_keys(group)
         await self._script(shard, scripts.group_discard, keys, [channel], message=False)
 
-    async def restore_memberships(self, shard: Shard) -> None:
+    async def _restore_memberships(self, shard: Shard) -> None:
         """Re-add this process's memberships of the groups kept on ``shard``.
 
         Runs when ``shard``'s Redis answers again after an outage: if it restarted,
@@ -392,7 +394,7 @@ class RedisChannelLayer(BaseChannelLayer):
         ``group_expiry`` still counts from the real join. Idempotent.
         """
         state = self._loops.get()
-        oldest = self.now_ms() - int(self.group_expiry * 1000)
+        oldest = self._now_ms() - int(self.group_expiry * 1000)
         restored = []
         for group, members in list(self._memberships.items()):
             if self._shard(state, group) is not shard:
@@ -426,17 +428,17 @@ class RedisChannelLayer(BaseChannelLayer):
         """
         self.require_valid_group_name(group)
         require_dict(message)
-        payload = self.serializer.serialize(message)
+        payload = self._serializer.serialize(message)
         state = self._loops.get()
         shard = self._shard(state, group)
-        now = self.now_ms()
+        now = self._now_ms()
         expiry_ms = int(self.expiry * 1000)
         head = [now, expiry_ms, encode_deadline(now + expiry_ms), payload]
         oldest = now - int(self.group_expiry * 1000)
         gkeys = self._group_keys(group)
-        if len(state.shards) == 1 and not self.cluster and not self.channel_capacity:
+        if len(state.shards) == 1 and not self._cluster and not self.channel_capacity:
             # Everything on one server and one capacity: one round trip.
-            args = [*head, oldest, self.prefix, self.capacity, self.local_delivery]
+            args = [*head, oldest, self.prefix, self.capacity, self._local_delivery]
             result = await self._script(shard, scripts.group_send, gkeys, args, message=True)
             self.stats.expired += int(result[0])
             members = int(result[1])
@@ -497,3 +499,18 @@ class RedisChannelLayer(BaseChannelLayer):
     async def close_pools(self) -> None:
         """channels_redis' name for :meth:`close`, which shutdown code and fixtures call."""
         await self.close()
+
+    # channels_redis' helpers, for code that calls them --------------------------
+
+    def serialize(self, message: Message) -> bytes:
+        """``message`` as the bytes stored in Redis (format, then encryption)."""
+        data: bytes = self._serializer.serialize(message)
+        return data
+
+    def deserialize(self, message: bytes) -> Message:
+        """The message stored as ``message`` (decrypted, then decoded)."""
+        return load_message(self._serializer, message)
+
+    def consistent_hash(self, value: str) -> int:
+        """The index in ``hosts`` of the host that stores ``value``, as channels_redis maps it."""
+        return consistent_hash(value, self.ring_size)

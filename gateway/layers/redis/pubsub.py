@@ -165,7 +165,7 @@ class _Family:
     def deliver(self, data: bytes) -> None:
         if time.monotonic() >= self.next_sweep:
             self.next_sweep = time.monotonic() + SWEEP_SECONDS
-            self.layer.stats.expired += len(self.mailboxes.sweep(self.layer.now_ms()))
+            self.layer.stats.expired += len(self.mailboxes.sweep(self.layer._now_ms()))
         deadline, channels, payload = decode_entry(data)
         if ORIGIN in channels:  # a direct send, maybe from this very process
             channel, _, origin = channels.partition(ORIGIN)
@@ -193,7 +193,7 @@ class _PubSubState:
     def __init__(self, layer: RedisPubSubChannelLayer) -> None:
         self.subscribers = [
             _Subscriber(host, self._deliver, self._disconnected, layer._reconnected)
-            for host in (layer.hosts[:1] if layer.cluster else layer.hosts)
+            for host in (layer.hosts[:1] if layer._cluster else layer.hosts)
         ]
         self.families: dict[str, _Family] = {}
         self.topics: dict[str, _Family] = {}
@@ -236,7 +236,7 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
     forwards publishes to every node).
     """
 
-    local_delivery = "p"
+    _local_delivery = "p"
 
     def __init__(
         self,
@@ -286,9 +286,9 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
         if not is_local(channel):
             await super().send(channel, message)
             return
-        self.check_channel(channel)
+        self._check_channel(channel)
         require_dict(message)
-        payload = self.serializer.serialize(message)
+        payload = self._serializer.serialize(message)
         name = family_of(channel)
         family = self._pubsub.get().families.get(name)
         target = channel
@@ -299,11 +299,11 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
                 raise ChannelFull(f"Channel {channel!r} is at capacity ({capacity})")
             family.in_flight[channel] = family.in_flight.get(channel, 0) + 1
             target = f"{channel}{ORIGIN}{self.client_prefix}"
-        entry = encode_entry(self.now_ms() + int(self.expiry * 1000), target, payload)
+        entry = encode_entry(self._now_ms() + int(self.expiry * 1000), target, payload)
         topic = inbox_key(self.prefix, name)
         shard = self._shard(self._loops.get(), name)
         try:
-            await self.through_outages(shard, lambda: shard.publish(topic, entry), message=True)
+            await self._through_outages(shard, lambda: shard.publish(topic, entry), message=True)
         except BaseException:
             if family is not None:
                 family.landed(channel)
@@ -313,19 +313,19 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
     async def receive(self, channel: str) -> Message:
         if not is_local(channel):
             return await super().receive(channel)
-        self.check_channel(channel)
-        self.require_own(channel)
+        self._check_channel(channel)
+        self._require_own(channel)
         state = self._pubsub.get()
         name = family_of(channel)
         family = state.families.get(name) or await state.family(name)
         mailbox = family.mailboxes[channel]
         while True:
             deadline, payload = await mailbox.get()
-            if deadline >= self.now_ms():
+            if deadline >= self._now_ms():
                 break
             self.stats.expired += 1
         self.stats.received += 1
-        return load_message(self.serializer, payload)
+        return load_message(self._serializer, payload)
 
     # Lifecycle ----------------------------------------------------------------------
 

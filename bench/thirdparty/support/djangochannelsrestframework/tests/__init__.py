@@ -1,0 +1,1 @@
+"""The test app of djangochannelsrestframework's suite (not shipped in its sdist)."""
