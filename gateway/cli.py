@@ -7,6 +7,12 @@ service through a *launcher* module (see :class:`Launcher`); ``gateway run``
 starts, in one process and one event loop, every server the application routes
 to plus the workers for the channel names it routes.
 
+Whatever the subcommand, :func:`main` is the one launch path: it names the process
+in the metrics registry, adds the health heartbeat
+(:class:`protocols.health.HealthService`), checks for a first admin where the
+process serves the site, and prints the summary (:mod:`gateway.startup`) once
+every service has started.
+
 This module (with the ``runserver`` command) is the only part of ``gateway`` that
 imports ``protocols``, and only to start servers.
 """
@@ -23,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway import metrics
+from gateway.startup import Note, first_admin, summarize
 from gateway.types import ASGIApp
 
 if TYPE_CHECKING:
@@ -53,6 +61,9 @@ class Launcher(Protocol):
         """A :class:`protocols.service.Service` serving ``application``."""
         ...
 
+
+#: Subcommands whose process serves the project's pages (the dashboard, the admin).
+SITE_COMMANDS = ("run", "web")
 
 #: Subcommand -> launcher module. Order is the start order of ``gateway run``.
 LAUNCHERS = {
@@ -125,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_app_argument(run)
     add_loop_argument(run)
+    add_demo_admin_argument(run)
     for name in LAUNCHERS:
         launcher = load_launcher(name)
         if launcher is None:
@@ -135,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "worker":
             add_app_argument(command)
         add_loop_argument(command)
+        if name in SITE_COMMANDS:
+            add_demo_admin_argument(command)
         launcher.add_arguments(command)
     return parser
 
@@ -173,6 +187,14 @@ def add_loop_argument(parser: argparse.ArgumentParser) -> None:
         choices=LOOPS,
         default="auto",
         help="event loop: uvloop, asyncio's own, or auto (default: uvloop when installed)",
+    )
+
+
+def add_demo_admin_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--demo-admin",
+        action="store_true",
+        help="when no admin exists, create one with a random password, shown once at start",
     )
 
 
@@ -236,6 +258,12 @@ def route_server(route: HttpRoute) -> Service:
     return WebServer(route.app, config)
 
 
+def ready_summary(command: str, services: Sequence[Any], site: bool, admin: Note | None) -> str:
+    """What :func:`main` prints once every service has started."""
+    title = f"gateway {command} is ready (pid {os.getpid()}); Ctrl+C stops it"
+    return summarize(title, services, site=site, admin=admin).render()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -243,11 +271,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    from protocols.health import HealthService
     from protocols.runner import EventLoopUnavailable, ServiceStartError, serve
 
     try:
-        services = build_services(args)
-        serve(services, loop=args.loop)
+        services = [*build_services(args), HealthService()]
+        metrics.registry.identify(args.command)
+        site = args.command in SITE_COMMANDS
+        admin = first_admin(args.demo_admin) if site else None
+
+        def announce() -> None:
+            print(ready_summary(args.command, services, site, admin), flush=True)
+
+        serve(services, loop=args.loop, started=announce)
     except (ImproperlyConfigured, EventLoopUnavailable) as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2

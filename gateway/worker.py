@@ -36,10 +36,12 @@ import asyncio
 import logging
 import signal
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
+from gateway import metrics
 from gateway.layers.base import BaseChannelLayer
 from gateway.layers.receiving import receive_retrying
+from gateway.metrics import ProtocolCounters, ServerReading
 from gateway.types import ASGIApp, Message
 
 logger = logging.getLogger("gateway.worker")
@@ -105,6 +107,7 @@ class Worker:
         self._feeds: list[_ChannelFeed] = []
         self._stop_requested: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._unregister: Callable[[], None] | None = None
 
     async def start(self) -> None:
         """Start listening on every channel; return once the listeners run."""
@@ -112,7 +115,14 @@ class Worker:
             raise RuntimeError("This Worker is already started")
         self._loop = asyncio.get_running_loop()
         self._feeds = [_ChannelFeed(self, channel, self._queue_size) for channel in self.channels]
+        self._unregister = metrics.registry.register("worker", self.reading)
         logger.info("worker listening on %s", ", ".join(self.channels))
+
+    def reading(self) -> ServerReading:
+        """Messages taken from the channels (scope type ``channel``), running instances."""
+        feeds = self._feeds
+        taken = ProtocolCounters(messages_in=sum(feed.read for feed in feeds))
+        return ServerReading({"channel": taken}, sum(feed.running for feed in feeds))
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop receiving; give queued messages ``timeout`` seconds; cancel the rest."""
@@ -129,6 +139,8 @@ class Worker:
             )
         for feed in feeds:
             await feed.stop_instances()
+        if self._unregister is not None:
+            self._unregister()
         if feeds:
             logger.info("worker stopped listening on %s", ", ".join(self.channels))
 
@@ -177,6 +189,8 @@ class _ChannelFeed:
         # A message taken from the queue to start an instance, not yet read by one.
         self.held: Message | None = None
         self.read = 0
+        #: Whether an application instance runs for the channel now.
+        self.running = False
         self.idle = True
         self._idle_changed = asyncio.Event()
         self.listener = asyncio.create_task(self._listen(), name=f"worker listener {channel}")
@@ -233,6 +247,7 @@ class _ChannelFeed:
             if self.held is None:
                 self.held = await self._take()  # an instance starts for a message
             read_before = self.read
+            self.running = True
             try:
                 await self.worker.application(dict(self.scope), self._receive, self._send)
             except asyncio.CancelledError:
@@ -246,6 +261,8 @@ class _ChannelFeed:
                 )
             else:
                 logger.debug("worker: the application for channel %r ended", self.channel)
+            finally:
+                self.running = False
             if self.read == read_before:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY)

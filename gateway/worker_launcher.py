@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from gateway import DEFAULT_CHANNEL_LAYER
 from gateway.exceptions import InvalidChannelLayerError
 from gateway.layers import get_channel_layer
+from gateway.startup import Summary
 from gateway.worker import Worker, routed_channel_names
 from protocols.service import Service
 
@@ -35,6 +36,9 @@ class WorkerService(Service):
 
     async def stop(self, timeout: float) -> None:
         await self.worker.stop(timeout)
+
+    def describe(self, summary: Summary) -> None:
+        summary.add("Worker", f"channels {', '.join(self.worker.channels)}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import abc
 
+from gateway.startup import Summary
+
 
 class Service(abc.ABC):
     """A long-running part of a gateway process: an interface server or a worker.
 
-    The runner calls :meth:`start` once, then :meth:`stop` once on shutdown.
+    The runner calls :meth:`start` once, then :meth:`stop` once on shutdown;
+    :meth:`describe` contributes to the summary printed once everything started.
     ``start`` returns as soon as the service is serving (sockets bound, broker
     connected, poller started); failures to start raise. ``stop`` stops taking new
     work, lets in-flight work finish within ``timeout`` seconds, then cancels what
@@ -23,3 +26,11 @@ class Service(abc.ABC):
 
     @abc.abstractmethod
     async def stop(self, timeout: float) -> None: ...
+
+    def describe(self, summary: Summary) -> None:
+        """Add what a person needs to know once it serves: addresses, risky settings.
+
+        Called after every service of the process has started; never show a secret.
+        Services with nothing to add keep this default.
+        """
+        return None

@@ -24,12 +24,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from gateway import worker_launcher
+from gateway import metrics, worker_launcher
 from gateway.consumer import AsyncConsumer, SyncConsumer
 from gateway.exceptions import StopConsumer
 from gateway.layers import InMemoryChannelLayer, get_channel_layer
 from gateway.layers.base import BaseChannelLayer
 from gateway.management.commands import runworker
+from gateway.metrics import ProtocolCounters, ServerReading
 from gateway.routing import ChannelNameRouter, ProtocolTypeRouter
 from gateway.types import Message, Receive, Scope, Send
 from gateway.worker import Worker, routed_channel_names
@@ -140,6 +141,20 @@ async def test_messages_are_handled_in_order(layer: BaseChannelLayer, serve: Any
         await layer.send("jobs.steady", {"type": "job.run", "n": n, "reply_to": replies})
     await serve(["jobs.steady"])
     assert [(await receive(layer, replies))["n"] for _ in range(20)] == list(range(20))
+
+
+async def test_the_worker_reports_messages_taken_and_running_instances(
+    layer: BaseChannelLayer, serve: Any
+) -> None:
+    worker = await serve(["jobs.steady"])
+    assert worker.reading() == ServerReading({"channel": ProtocolCounters()}, 0)
+    replies = await layer.new_channel()
+    for n in range(3):
+        await layer.send("jobs.steady", {"type": "job.run", "n": n, "reply_to": replies})
+        await receive(layer, replies)
+    # The instance that handled them waits for the next message: it still runs.
+    assert worker.reading() == ServerReading({"channel": ProtocolCounters(messages_in=3)}, 1)
+    assert metrics.registry.servers()["worker"] == worker.reading()
 
 
 async def test_one_application_instance_per_channel(layer: BaseChannelLayer, serve: Any) -> None:
@@ -337,7 +352,7 @@ async def test_runworker_serves_the_named_channels() -> None:
         ({}, ["jobs"], "No channel layer 'default' in CHANNEL_LAYERS"),
         (MEMORY, ["--layer", "other", "jobs"], "No channel layer 'other'"),
         ({"default": {"BACKEND": "nowhere.Layer"}}, ["jobs"], "Cannot import BACKEND"),
-        (MEMORY, ["bad name"], "Channel name may contain only"),
+        (MEMORY, ["bad name"], "Channel name must be a valid unicode string"),
         (MEMORY, ["jobs.typo"], "ChannelNameRouter does not route jobs.typo"),
     ],
 )

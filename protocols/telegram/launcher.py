@@ -16,9 +16,10 @@ import os
 import sys
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway.conf import setting
+from gateway.startup import Summary
 from gateway.testing.botapi import BotAPIServer
 from protocols.http_routes import HttpRoute
 from protocols.service import Service
@@ -106,12 +107,11 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def configured_tokens() -> list[str]:
-    value = getattr(settings, "TELEGRAM_BOT_TOKEN", None) or os.environ.get("TELEGRAM_BOT_TOKEN")
-    return _split(value) or []
+    return _split(setting("TELEGRAM_BOT_TOKEN")) or []
 
 
 def api_url() -> str:
-    return str(getattr(settings, "TELEGRAM_API_URL", None) or DEFAULT_API_URL)
+    return str(setting("TELEGRAM_API_URL", DEFAULT_API_URL))
 
 
 def wanted(application: Any, args: argparse.Namespace) -> bool:
@@ -203,6 +203,10 @@ class Together(Service):
         while self._started:
             await self._started.pop().stop(timeout)
 
+    def describe(self, summary: Summary) -> None:
+        for service in self.services:
+            service.describe(summary)
+
 
 class LocalBotService(Together):
     """A local Bot API server, the bot on it, and a console playing one user (chat 1)."""
@@ -269,3 +273,6 @@ class _LocalApi(Service):
 
     async def stop(self, timeout: float) -> None:
         await self.api.stop()
+
+    def describe(self, summary: Summary) -> None:
+        summary.add("Bot API", f"{self.api.base_url} (local: type in this console to chat)")

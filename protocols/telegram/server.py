@@ -13,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from telegram.error import TelegramError
 
+from gateway import metrics
 from gateway.layers import get_channel_layer
 from gateway.layers.receiving import receive_retrying
+from gateway.metrics import ProtocolCounters, ServerReading
+from gateway.startup import Summary
 from gateway.telegram.events import (
     ApiCall,
     BotIdentity,
@@ -122,6 +125,9 @@ class BotRunner:
         self._opening: tuple[Conversation, Transport] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        #: Updates taken in, and Bot API calls made for the application, since start.
+        self.updates = 0
+        self.calls = 0
 
     @property
     def name(self) -> str:
@@ -212,6 +218,7 @@ class BotRunner:
 
     async def handle_update(self, update: dict[str, Any], transport: Transport) -> None:
         """Queue ``update`` to its conversation's instance (waiting while that queue is full)."""
+        self.updates += 1
         conversation = conversation_of(self.identity.id, update)
         event = update_to_event(update)
         if event["type"] == "telegram.update":
@@ -286,6 +293,7 @@ class BotRunner:
 
     async def perform(self, call: ApiCall) -> Message | None:
         """Make ``call``; the ``telegram.result`` to deliver if it asked for one."""
+        self.calls += 1
         try:
             result = await self.client.call(call.method, call.params)
         except BotApiError as error:
@@ -330,6 +338,7 @@ class TelegramServer(Service):
         self._listener: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._chat_locks: dict[tuple[int, Any], tuple[asyncio.Lock, int]] = {}
+        self._unregister: Callable[[], None] | None = None
 
     def runner_for(self, bot: Any = None) -> BotRunner | None:
         """The runner for a bot username (with or without ``@``) or id; None: the first."""
@@ -358,6 +367,22 @@ class TelegramServer(Service):
         layer = get_channel_layer(alias) if alias is not None else None
         if layer is not None:
             self._listener = asyncio.create_task(self._listen(layer), name="telegram.send listener")
+        self._unregister = metrics.registry.register(self.name, self.reading)
+
+    def describe(self, summary: Summary) -> None:
+        for runner in self.runners:
+            where = f" at {runner.config.webhook_url}" if runner.config.webhook_url else ""
+            summary.add("Telegram", f"{runner.name} by {self.options.transport}{where}")
+
+    def reading(self) -> ServerReading:
+        """Conversations (one instance each), updates in and Bot API calls out."""
+        conversations = sum(len(runner.manager) for runner in self.runners)
+        telegram = ProtocolCounters(
+            conversations,
+            sum(runner.updates for runner in self.runners),
+            sum(runner.calls for runner in self.runners),
+        )
+        return ServerReading({"telegram": telegram}, conversations)
 
     async def stop(self, timeout: float) -> None:
         if self._listener is not None:
@@ -369,6 +394,8 @@ class TelegramServer(Service):
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
         await asyncio.gather(*(runner.stop(timeout) for runner in self.runners))
+        if self._unregister is not None:
+            self._unregister()
 
     # --- the telegram.send channel (spec §4) ----------------------------------------
 

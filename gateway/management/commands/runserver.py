@@ -22,7 +22,9 @@ from django.core.management.base import CommandParser
 from django.core.management.commands.runserver import Command as DjangoRunserver
 from django.db import connections
 
+from gateway import metrics
 from gateway.types import ASGIApp
+from protocols.health import HealthService
 from protocols.runner import run_services
 from protocols.service import Service
 from protocols.websocket.accesslog import access_logger
@@ -95,8 +97,10 @@ class Command(DjangoRunserver):
             access_logger.setLevel(logging.INFO)
         host = "0.0.0.0" if self.addr == "0" else self.addr
         server = WebServer(self.get_application(options), Config(host=host, port=int(self.port)))
+        metrics.registry.identify("runserver")
+        services = [server, _Announce(server, self), HealthService()]
         try:
-            asyncio.run(run_services([server, _Announce(server, self)], shutdown_timeout=5.0))
+            asyncio.run(run_services(services, shutdown_timeout=5.0))
         except OSError as exc:
             messages = {
                 errno.EACCES: "You don't have permission to access that port.",
