@@ -1,4 +1,10 @@
-"""The appliance's ASGI application: one ProtocolTypeRouter for every protocol."""
+"""The appliance's ASGI application: one ProtocolTypeRouter for every protocol.
+
+Every WebSocket passes the Origin check and has its session's user resolved before
+a route sees it; the dashboard's sockets then admit logged-in users only
+(``project.dashboard.sockets``). :class:`~project.traffic.TrafficTap` reports
+WebSocket and Telegram traffic to the traffic log.
+"""
 
 import os
 
@@ -17,12 +23,16 @@ from gateway.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from project.consumers import ChattyBotConsumer  # noqa: E402
 from project.dashboard.routing import websocket_routes  # noqa: E402
 from project.iot.routing import mqtt_routes  # noqa: E402
+from project.traffic import TrafficTap  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_routes))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(TrafficTap(URLRouter(websocket_routes)))
+        ),
         "mqtt": TopicRouter(mqtt_routes),
-        "telegram": ChattyBotConsumer.as_asgi(),
+        # The traffic log sees the bot's conversations; the seed consumer stays as written.
+        "telegram": TrafficTap(ChattyBotConsumer.as_asgi()),
     }
 )

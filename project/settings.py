@@ -11,6 +11,8 @@ Every variable has a safe default, so ``gateway run`` works with none set:
 ``TELEGRAM_BOT_TOKEN``  unset: Telegram off
 ``TELEGRAM_API_URL``    Bot API base URL; default ``https://api.telegram.org/bot``
 ``GATEWAY_DATA_DIR``    where SQLite and the generated secret live; default ``./var``
+``METRICS_TOKEN``       lets machines read ``/metrics`` with ``Authorization: Bearer``;
+                        unset: only staff sessions may
 
 A malformed value stops the process at start with one line naming the variable.
 """
@@ -133,6 +135,10 @@ ASGI_APPLICATION = "project.asgi.application"
 DATABASES = {"default": database()}
 CHANNEL_LAYERS = channel_layers()
 
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
 MQTT_URL = os.environ.get("MQTT_URL") or None
 TELEGRAM_BOT_TOKEN = os.environ.get("TELEGRAM_BOT_TOKEN") or None
 TELEGRAM_API_URL = os.environ.get("TELEGRAM_API_URL", "https://api.telegram.org/bot")
@@ -144,3 +150,6 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+# Messages (e.g. a device secret shown once) live in the server-side session, never in
+# a cookie the browser keeps.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"

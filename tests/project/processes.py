@@ -2,20 +2,31 @@
 
 ``gateway_env`` is a clean environment for ``project.settings`` (no inherited Redis,
 database, broker or bot token); ``migrate`` prepares its database; ``GatewayProcess``
-runs one ``python -m gateway.cli ...`` and collects its log (stderr) as it comes, so
-a chatty process never blocks on a full pipe and a test can wait for a log line.
+runs one ``python -m gateway.cli ...`` and collects its output (the log on stderr and
+the start summary on stdout, in one stream) as it comes, so a chatty process never
+blocks on a full pipe and a test can wait for a line. ``demo_admin`` reads the
+credentials ``--demo-admin`` printed, and ``log_in`` logs in with them as a browser
+does, for the dashboard's pages and sockets; ``add_device`` adds a device through
+the fleet page and returns the MQTT secret it shows once; ``next_points`` reads a
+device socket (``/ws/devices/<id>/``) up to its next readings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import re
 import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -56,7 +67,7 @@ async def migrate(env: dict[str, str]) -> None:
 
 
 class GatewayProcess:
-    """One ``python -m gateway.cli <args>`` process; ``log`` holds its stderr lines."""
+    """One ``python -m gateway.cli <args>`` process; ``log`` holds its output lines."""
 
     def __init__(self, process: asyncio.subprocess.Process, name: str) -> None:
         self.process = process
@@ -69,7 +80,7 @@ class GatewayProcess:
     async def start(cls, env: dict[str, str], *args: str) -> GatewayProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway.cli", *args,
-            cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
+            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         return cls(process, f"gateway {args[0]}")
 
@@ -78,9 +89,9 @@ class GatewayProcess:
         return "".join(self.log)
 
     async def _collect(self) -> None:
-        assert self.process.stderr is not None
+        assert self.process.stdout is not None
         try:
-            while line := await self.process.stderr.readline():
+            while line := await self.process.stdout.readline():
                 self.log.append(line.decode())
                 self._more.set()
         finally:
@@ -108,6 +119,56 @@ class GatewayProcess:
             await self.process.wait()
         async with asyncio.timeout(10):
             await asyncio.gather(self._reader, return_exceptions=True)
+
+
+async def demo_admin(process: GatewayProcess) -> tuple[str, str]:
+    """The user name and password ``--demo-admin`` printed in ``process``'s summary."""
+    await process.wait_for_log("First admin")
+    found = re.search(r"created user '([^']+)' with password (\S+)", process.text)
+    assert found is not None, process.text
+    return found[1], found[2]
+
+
+async def log_in(base: str, username: str, password: str) -> dict[str, str]:
+    """Log in through the login page, as a browser does; the headers (the session
+    cookie) that make a request or a socket this user's."""
+    async with httpx.AsyncClient(base_url=base, timeout=10) as browser:
+        form = await browser.get("/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert token is not None, form.text[:500]
+        answer = await browser.post(
+            "/accounts/login/",
+            data={"csrfmiddlewaretoken": token[1], "username": username, "password": password},
+            headers={"origin": base},
+        )
+        assert answer.status_code == 302, answer.text[:500]
+        cookies = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+    return {"Cookie": cookies}
+
+
+async def add_device(base: str, headers: dict[str, str], device_id: str) -> str:
+    """Add ``device_id`` on the fleet page as the session in ``headers``; its secret."""
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as browser:
+        page = await browser.get("/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert token is not None, page.text[:500]
+        answer = await browser.post(
+            "/devices/add/",
+            data={"csrfmiddlewaretoken": token[1], "name": device_id, "device_id": device_id},
+            headers={"origin": base},
+        )
+    secret = re.search(r'id="secret">([^<]+)<', answer.text)
+    assert secret is not None, answer.text[:500]
+    return secret[1]
+
+
+async def next_points(feed: websockets.ClientConnection) -> list[list[Any]]:
+    """The points of the device socket's next ``readings`` message (others skipped)."""
+    while True:
+        message = json.loads(await feed.recv())
+        if message["type"] == "readings":
+            points: list[list[Any]] = message["points"]
+            return points
 
 
 @contextlib.asynccontextmanager

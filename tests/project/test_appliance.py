@@ -1,10 +1,12 @@
 """`gateway run` as the README runs it: one process, SQLite, in both MQTT roles.
 
-A device (``mosquitto_pub``, a plain MQTT client) publishes telemetry, either to
-the embedded broker (the appliance default) or to Mosquitto that gateway bridges
-to (``MQTT_URL``); a browser-style WebSocket client on the live feed sees it; the
-Django admin answers over HTTP; SIGTERM stops everything cleanly with nothing
-logged at ERROR.
+A device added on the fleet page (``mosquitto_pub``, a plain MQTT client, with the
+credentials the page showed) publishes JSON telemetry, either to the embedded
+broker (the appliance default) or to Mosquitto that gateway bridges to
+(``MQTT_URL``: that broker has its own logins, so the device publishes there
+without); a browser-style WebSocket client, logged in as the admin
+``--demo-admin`` created, sees the reading on the device's socket; the Django admin answers over
+HTTP; SIGTERM stops everything cleanly with nothing logged at ERROR.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ import httpx
 import pytest
 import websockets
 
-from tests.project.processes import GatewayProcess, free_port, gateway, gateway_env, migrate
+from tests.project.processes import (
+    GatewayProcess,
+    add_device,
+    demo_admin,
+    free_port,
+    gateway,
+    gateway_env,
+    log_in,
+    migrate,
+    next_points,
+)
 
 
 @dataclasses.dataclass
@@ -29,6 +41,10 @@ class Appliance:
     web_port: int
     #: Where devices publish: the embedded broker, or the broker bridged to.
     mqtt_port: int
+    #: The admin's session, for the dashboard's pages and sockets.
+    headers: dict[str, str]
+    #: Whether devices log in to the embedded broker (else: a bridged broker's rules).
+    embedded: bool
 
 
 @pytest.fixture(params=["broker", "bridge"])
@@ -44,37 +60,38 @@ async def appliance(
     else:
         env = gateway_env(tmp_path)
         mqtt_port = free_port()
-        options = ["--mqtt-port", str(mqtt_port), "--mqtt-anonymous"]
+        options = ["--mqtt-port", str(mqtt_port)]
         ready = "embedded MQTT broker listening"
     await migrate(env)
-    async with gateway(env, "run", "--port", str(web_port), *options) as process:
+    async with gateway(env, "run", "--port", str(web_port), "--demo-admin", *options) as process:
         await process.wait_for_log("web server listening")
         await process.wait_for_log(ready)
-        yield Appliance(process, web_port, mqtt_port)
+        headers = await log_in(f"http://127.0.0.1:{web_port}", *await demo_admin(process))
+        yield Appliance(process, web_port, mqtt_port, headers, request.param == "broker")
 
 
-async def test_device_telemetry_reaches_the_live_feed(appliance: Appliance, unique: str) -> None:
+async def test_device_telemetry_reaches_the_device_page(appliance: Appliance, unique: str) -> None:
     origin = f"http://127.0.0.1:{appliance.web_port}"
-    url = f"ws://127.0.0.1:{appliance.web_port}/ws/telemetry/"
     device = f"boiler-{unique}"
-    async with websockets.connect(url, origin=origin) as feed:
-        publish = await asyncio.create_subprocess_exec(
-            "mosquitto_pub", "-h", "127.0.0.1", "-p", str(appliance.mqtt_port),
-            "-q", "1", "-t", f"devices/{device}/telemetry", "-m", "21.5",
-        )  # fmt: skip
+    secret = await add_device(origin, appliance.headers, device)
+    login = ["-i", device, "-u", device, "-P", secret] if appliance.embedded else []
+    url = f"ws://127.0.0.1:{appliance.web_port}/ws/devices/{device}/"
+    async with websockets.connect(url, origin=origin, additional_headers=appliance.headers) as feed:
         async with asyncio.timeout(10):
+            assert json.loads(await feed.recv())["type"] == "snapshot"
+            publish = await asyncio.create_subprocess_exec(
+                "mosquitto_pub", "-h", "127.0.0.1", "-p", str(appliance.mqtt_port), *login,
+                "-q", "1", "-t", f"devices/{device}/telemetry", "-m", '{"temperature": 21.5}',
+            )  # fmt: skip
             assert await publish.wait() == 0
-            reading = json.loads(await feed.recv())
-            # On the shared Mosquitto other devices may report too: find ours.
-            while reading["device"] != device:
-                reading = json.loads(await feed.recv())
-    assert reading == {"device": device, "payload": "21.5"}
+            [[_, values]] = await next_points(feed)
+    assert values == {"temperature": 21.5}
 
     async with httpx.AsyncClient(base_url=origin) as client:
         response = await client.get("/admin/login/", timeout=10)
         stylesheet = await client.get("/static/admin/css/base.css", timeout=10)
     assert response.status_code == 200
-    assert "Django administration" in response.text
+    assert "Gateway administration" in response.text
     assert stylesheet.status_code == 200
     assert stylesheet.headers["content-type"].startswith("text/css")
 

@@ -1,13 +1,14 @@
 """The starter project scaled out: ``gateway web`` and ``gateway mqtt``, joined by Redis.
 
 Two processes, as the scaled deployment runs them: the web process serves the
-browsers' live feed (``/ws/telemetry/``) and only receives from the channel layer;
-the mqtt process runs the embedded broker and only sends (``group_send`` to the
-``telemetry`` group). Both use the Redis layer on a private redis-server, so the
-test can crash and restart it. A device (``mosquitto_pub -l``: one MQTT
-connection, one reading per line) publishes more readings than a channel holds;
-every one must reach the open feed, in order, before and after a Redis restart,
-and SIGTERM must stop both processes cleanly.
+browsers' device page socket (``/ws/devices/<id>/``) and only receives from the
+channel layer; the mqtt process runs the embedded broker and only sends (the IoT
+app's ``iot.readings`` to the device's group). Both use the Redis layer on a
+private redis-server, so the test can crash and restart it, and one SQLite file. A
+device added on the fleet page (``mosquitto_pub -l`` with the credentials the page
+showed: one MQTT connection, one JSON reading per line) publishes more readings
+than a channel holds; every one must reach the open socket, in order, before and
+after a Redis restart, and SIGTERM must stop both processes cleanly.
 
 The device mostly trickles, as a sensor does: each reading once the previous one
 is on the feed. It also publishes in batches, well under the capacity. The two
@@ -29,13 +30,26 @@ import pytest
 import websockets
 
 from tests.layers.redis_servers import RedisServer, redis_servers
-from tests.project.processes import GatewayProcess, free_port, gateway, gateway_env, migrate
+from tests.project.processes import (
+    GatewayProcess,
+    add_device,
+    demo_admin,
+    free_port,
+    gateway,
+    gateway_env,
+    log_in,
+    migrate,
+    next_points,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.mqtt]
 
-#: More than twice the layer's default channel capacity (100).
+#: More than twice the layer's default channel capacity (100), in batches.
 READINGS = 250
-AFTER_RESTART = 150
+#: Trickled, each reading is one channel message (the IoT app sends a device's
+#: readings every 100 ms at most): past the capacity, at 0.1 s a reading.
+TRICKLE = 120
+AFTER_RESTART = 120
 #: Readings published at once before awaiting them on the feed, when not trickling:
 #: well under the capacity, so a full channel never legitimately drops one.
 BATCH = 25
@@ -58,6 +72,8 @@ class Deployment:
     mqtt: GatewayProcess
     web_port: int
     mqtt_port: int
+    #: The admin's session, for the live feed.
+    headers: dict[str, str]
 
     @property
     def processes(self) -> tuple[GatewayProcess, GatewayProcess]:
@@ -84,18 +100,22 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
         env = gateway_env(tmp_path, REDIS_URL=redis.url)
         await migrate(env)
         web_port, mqtt_port = free_port(), free_port()
-        mqtt_args = ["--host", "127.0.0.1", "--port", str(mqtt_port), "--mqtt-anonymous"]
+        mqtt_args = ["--host", "127.0.0.1", "--port", str(mqtt_port)]
         async with (
-            gateway(env, "web", "--port", str(web_port)) as web,
+            gateway(env, "web", "--port", str(web_port), "--demo-admin") as web,
             gateway(env, "mqtt", *mqtt_args) as mqtt,
         ):
             await web.wait_for_log("web server listening")
             await mqtt.wait_for_log("embedded MQTT broker listening")
-            yield Deployment(redis, web, mqtt, web_port, mqtt_port)
+            headers = await log_in(f"http://127.0.0.1:{web_port}", *await demo_admin(web))
+            yield Deployment(redis, web, mqtt, web_port, mqtt_port, headers)
 
 
 class Device:
-    """A device on one MQTT connection: ``mosquitto_pub -l`` publishes each line (QoS 1)."""
+    """A device on one MQTT connection: ``mosquitto_pub -l`` publishes each line (QoS 1).
+
+    A reading is named ``<metric>-<n>`` here and published as ``{"<metric>": n}``.
+    """
 
     def __init__(self, process: asyncio.subprocess.Process, name: str) -> None:
         self.process = process
@@ -103,7 +123,8 @@ class Device:
 
     async def publish(self, *payloads: str) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.write("".join(f"{payload}\n" for payload in payloads).encode())
+        lines = "".join(f"{json.dumps(as_values(payload))}\n" for payload in payloads)
+        self.process.stdin.write(lines.encode())
         async with asyncio.timeout(WAIT):
             await self.process.stdin.drain()
 
@@ -115,12 +136,24 @@ class Device:
             return await self.process.wait()
 
 
+def as_values(payload: str) -> dict[str, int]:
+    metric, _, number = payload.rpartition("-")
+    return {metric: int(number)}
+
+
+def as_payload(point: list[Any]) -> str:
+    [(metric, value)] = point[1].items()
+    return f"{metric}-{int(value)}"
+
+
 @pytest.fixture
 async def device(deployment: Deployment, unique: str) -> AsyncIterator[Device]:
     name = f"boiler-{unique}"
+    base = f"http://127.0.0.1:{deployment.web_port}"
+    secret = await add_device(base, deployment.headers, name)
     process = await asyncio.create_subprocess_exec(
         "mosquitto_pub", "-h", "127.0.0.1", "-p", str(deployment.mqtt_port), "-q", "1",
-        "-i", name, "-t", f"devices/{name}/telemetry", "-l",
+        "-i", name, "-u", name, "-P", secret, "-t", f"devices/{name}/telemetry", "-l",
         stdin=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -139,19 +172,21 @@ class Browser:
     logs: Callable[[], str]
     #: Readings of ``device`` seen on the feed so far.
     seen: int = 0
+    #: Readings received in a batch and not yet looked at (a batch per 100 ms).
+    waiting: list[str] = dataclasses.field(default_factory=list)
 
-    async def next_reading(self, what: str, timeout: float = WAIT) -> dict[str, Any]:
+    async def next_reading(self, what: str, timeout: float = WAIT) -> str:
         try:
             async with asyncio.timeout(timeout):
-                reading: dict[str, Any] = json.loads(await self.feed.recv())
+                while not self.waiting:
+                    self.waiting = [as_payload(point) for point in await next_points(self.feed)]
         except TimeoutError:
             raise AssertionError(
                 f"{what} did not reach the feed within {timeout} s "
                 f"({self.seen} readings of {self.device} received so far)" + self.logs()
             ) from None
-        assert reading["device"] == self.device, reading
         self.seen += 1
-        return reading
+        return self.waiting.pop(0)
 
     async def expect(self, payloads: Sequence[str], stragglers: Sequence[str] = ()) -> None:
         """``payloads`` arrive in order, after none, some or all of ``stragglers`` (in order)."""
@@ -159,19 +194,20 @@ class Browser:
         for number, payload in enumerate(payloads, 1):
             what = f"reading {number} of {len(payloads)} ({payload!r})"
             reading = await self.next_reading(what)
-            while reading["payload"] in late:
-                del late[: late.index(reading["payload"]) + 1]
+            while reading in late:
+                del late[: late.index(reading) + 1]
                 reading = await self.next_reading(what)
             late.clear()
-            assert reading["payload"] == payload, (what, reading)
+            assert reading == payload, (what, reading)
 
 
 @pytest.fixture
 async def browser(deployment: Deployment, device: Device) -> AsyncIterator[Browser]:
-    url = f"ws://127.0.0.1:{deployment.web_port}/ws/telemetry/"
+    url = f"ws://127.0.0.1:{deployment.web_port}/ws/devices/{device.name}/"
     origin = f"http://127.0.0.1:{deployment.web_port}"
     async with asyncio.timeout(WAIT):
-        feed = await websockets.connect(url, origin=origin)
+        feed = await websockets.connect(url, origin=origin, additional_headers=deployment.headers)
+        assert json.loads(await feed.recv())["type"] == "snapshot"
     try:
         yield Browser(feed, device.name, deployment.log_tails)
     finally:
@@ -189,12 +225,14 @@ async def publish_paced(
         await browser.expect(readings)
 
 
-@pytest.mark.parametrize("batch", [1, BATCH], ids=["trickle", "batches"])
+@pytest.mark.parametrize(
+    ("batch", "count"), [(1, TRICKLE), (BATCH, READINGS)], ids=["trickle", "batches"]
+)
 async def test_feed_keeps_up_beyond_the_channel_capacity(
-    deployment: Deployment, device: Device, browser: Browser, batch: int
+    deployment: Deployment, device: Device, browser: Browser, batch: int, count: int
 ) -> None:
-    await publish_paced(device, browser, [f"{n}" for n in range(1, READINGS + 1)], batch)
-    assert browser.seen == READINGS
+    await publish_paced(device, browser, [f"n-{n}" for n in range(1, count + 1)], batch)
+    assert browser.seen == count
 
     assert await device.disconnect() == 0
     await deployment.stop()
@@ -227,7 +265,7 @@ async def test_feed_resumes_after_a_redis_restart(
     finally:
         arrival.cancel()
         await asyncio.gather(arrival, return_exceptions=True)
-    first = int(arrival.result()["payload"].removeprefix("probe-"))
+    first = int(arrival.result().removeprefix("probe-"))
 
     # Probes published after the first one to arrive may still be on their way.
     stragglers = [f"probe-{n}" for n in range(first + 1, probes + 1)]

@@ -1,0 +1,71 @@
+"""The fleet and device pages: who sees which device, adding one, its one-time login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.devices.credentials import check_token as check_password
+from project.iot.models import Thing
+from project.iot.services import create_thing
+from tests.project.dashboard.conftest import logged_in
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_fleet_lists_only_the_devices_a_member_may_see(staff: Any, member: Any) -> None:
+    create_thing(staff, "boiler-1", "Boiler")
+    create_thing(member, "fridge-1", "Fridge")
+    mine = logged_in(member).get("/").content.decode()
+    assert "fridge-1" in mine
+    assert "boiler-1" not in mine
+    everything = logged_in(staff).get("/").content.decode()
+    assert "fridge-1" in everything
+    assert "boiler-1" in everything
+
+
+def test_another_users_device_is_a_404_like_a_missing_one(staff: Any, member: Any) -> None:
+    create_thing(staff, "boiler-1", "Boiler")
+    client = logged_in(member)
+    assert client.get("/devices/boiler-1/").status_code == 404
+    assert client.get("/devices/nothing/").status_code == 404
+    assert client.post("/devices/boiler-1/credentials/").status_code == 404
+    assert logged_in(staff).get("/devices/boiler-1/").status_code == 200
+
+
+def test_adding_a_device_shows_its_secret_once_with_command_lines(
+    member: Any, settings: Any
+) -> None:
+    settings.MQTT_PUBLIC_ADDRESS = "gw.example:1884"
+    client = logged_in(member)
+    page = client.post(
+        "/devices/add/", {"name": "Boiler", "device_id": "boiler-7", "commands": "reboot, blink"}
+    )
+    assert page.status_code == 200
+    assert page["Cache-Control"].startswith("max-age=0")
+    secret = page.context["login"].secret
+    thing = Thing.objects.select_related("credentials").get(device_id="boiler-7")
+    assert (thing.owner, thing.commands) == (member, ["reboot", "blink"])
+    assert check_password(secret, thing.credentials.password)
+    text = page.content.decode()
+    assert (
+        f"mosquitto_pub -h gw.example -p 1884 -i boiler-7 -u boiler-7 -P {secret} -q 1 "
+        "-t devices/boiler-7/telemetry" in text
+    )
+    assert "-t devices/boiler-7/commands" in text
+    assert secret not in client.get("/devices/boiler-7/").content.decode()
+
+    again = client.post("/devices/add/", {"name": "Again", "device_id": "boiler-7"})
+    assert again.status_code == 400
+    assert "already exists" in again.content.decode()
+
+
+def test_resetting_makes_a_new_secret(member: Any) -> None:
+    thing, old = create_thing(member, "boiler-8", "Boiler")
+    page = logged_in(member).post("/devices/boiler-8/credentials/")
+    new = page.context["login"].secret
+    thing.credentials.refresh_from_db()
+    assert new != old
+    assert check_password(new, thing.credentials.password)
+    assert not check_password(old, thing.credentials.password)

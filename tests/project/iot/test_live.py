@@ -1,0 +1,87 @@
+"""Live updates: coalesced summaries, complete reading batches, a bounded traffic log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from gateway.layers.base import BaseChannelLayer
+from project.iot.events import FLEET_GROUP, device_group
+from project.iot.live import LiveUpdates
+from tests.project.iot.conftest import AT, live_thing
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_device_at_100_messages_a_second_yields_at_most_10_summaries_a_second(
+    layer: BaseChannelLayer, listen: Any
+) -> None:
+    fleet = await listen(FLEET_GROUP)
+    clock = Clock()
+    live = LiveUpdates(layer, clock=clock)
+    thing = live_thing()
+    for tick in range(100):  # a second of messages, one every 10 ms
+        clock.now = tick / 100
+        thing.last_values = {"n": tick}
+        live.device_changed(thing)
+        await live.send_due()
+    clock.now = 1.1
+    await live.send_due()  # the trailing edge: the last state
+
+    summaries = []
+    while True:
+        summaries.append((await fleet.next("iot.device"))["device"])
+        if summaries[-1]["last_values"] == {"n": 99}:
+            break
+    assert len(summaries) <= 11
+    assert await fleet.nothing_more("iot.device")
+
+
+async def test_every_reading_is_in_some_batch(layer: BaseChannelLayer, listen: Any) -> None:
+    device = await listen(device_group("d1"))
+    clock = Clock()
+    live = LiveUpdates(layer, clock=clock, readings_limit=20)
+    for n in range(50):  # 20 arrive within the interval and fill a batch: sent at once
+        clock.now = n / 1000
+        live.reading("d1", AT + timedelta(milliseconds=n), {"n": n})
+        await live.send_due()
+    await live.flush()
+    points: list[Any] = []
+    while len(points) < 50:
+        event = await device.next("iot.readings")
+        assert (event["device"], event["dropped"]) == ("d1", 0)
+        points += event["points"]
+    assert [values["n"] for _, values in points] == list(range(50))
+    assert points[0][0] == AT.isoformat()
+
+
+async def test_the_sender_sends_the_trailing_state_by_itself(
+    layer: BaseChannelLayer, listen: Any
+) -> None:
+    device = await listen(device_group("d1"))
+    live = LiveUpdates(layer)
+    live.start()
+    thing = live_thing()
+    live.device_changed(thing)
+    assert (await device.next("iot.device"))["device"]["last_values"] == {}  # at once
+    for n in range(3):  # within the next interval: only the last goes, when it is due
+        thing.last_values = {"n": n}
+        live.device_changed(thing)
+    assert (await device.next("iot.device"))["device"]["last_values"] == {"n": 2}
+    assert await device.nothing_more("iot.device")
+    await live.close()
+
+
+async def test_without_a_channel_layer_nothing_is_sent() -> None:
+    live = LiveUpdates(None)
+    live.start()
+    live.device_changed(live_thing())
+    live.reading("d1", AT, {"t": 1})
+    await live.announce({"type": "iot.alert"}, "iot.alerts")
+    await live.close()
