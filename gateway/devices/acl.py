@@ -30,9 +30,15 @@ def parse_rules(text: str, username: str) -> tuple[str, ...]:
 
 
 def filter_covers(rule: str, requested: str) -> bool:
-    """Whether every topic ``requested`` can match is matched by ``rule``."""
+    """Whether every topic ``requested`` can match is matched by ``rule``.
+
+    A rule starting with a wildcard covers no filter for ``$`` topics, which it
+    could never match (MQTT 3.1.1 §4.7.2).
+    """
     rule_levels = rule.split("/")
     requested_levels = strip_share(requested).split("/")
+    if rule[:1] in ("+", "#") and requested_levels[0].startswith("$"):
+        return False
     for index, level in enumerate(rule_levels):
         if level == "#":
             return True

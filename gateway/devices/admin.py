@@ -13,12 +13,20 @@ class DeviceForm(forms.ModelForm):
     new_password = forms.CharField(
         required=False,
         widget=forms.PasswordInput,
-        help_text="Set a new password (stored hashed). Leave empty to keep the current one.",
+        help_text="Set a new secret (stored hashed): preferably a token from "
+        "gateway.devices.credentials.generate_token(), checked far faster than a password. "
+        "Leave empty to keep the current one.",
     )
 
     class Meta:
         model = Device
         fields = ["username", "is_active", "publish_topics", "subscribe_topics"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A device added without a secret could never connect: the secret is required
+        # on add, optional on change (empty keeps the current one).
+        self.fields["new_password"].required = self.instance._state.adding
 
 
 @admin.register(Device)

@@ -1,13 +1,18 @@
-"""A device: MQTT credentials (password hashed like Django users') and topic rules."""
+"""A device: MQTT credentials (a token or a password, stored hashed) and topic rules.
+
+Give devices generated tokens (:func:`gateway.devices.credentials.generate_token`):
+they are checked in a microsecond, where a chosen password costs a run of Django's
+password hasher at every connect (see :mod:`gateway.devices.credentials`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.hashers import check_password, make_password
 from django.db import models
 
 from gateway.devices.acl import DEFAULT_RULE, DeviceACL
+from gateway.devices.credentials import hash_secret
 
 
 class DeviceManager(models.Manager["Device"]):
@@ -22,7 +27,9 @@ class Device(models.Model):
     username = models.CharField(
         max_length=150, unique=True, help_text="The MQTT username the device connects with."
     )
-    password = models.CharField(max_length=128, help_text="A Django password hash.")
+    password = models.CharField(
+        max_length=128, help_text="A token hash (token_sha256$...) or a Django password hash."
+    )
     is_active = models.BooleanField(default=True)
     publish_topics = models.TextField(
         blank=True,
@@ -44,21 +51,7 @@ class Device(models.Model):
         return self.username
 
     def set_password(self, raw_password: str) -> None:
-        self.password = make_password(raw_password)
-
-    def check_password(self, raw_password: str) -> bool:
-        return check_password(raw_password, self.password)
+        self.password = hash_secret(raw_password)
 
     def acl(self) -> DeviceACL:
         return DeviceACL.from_text(self.username, self.publish_topics, self.subscribe_topics)
-
-
-def authenticate_device(username: str | None, password: str | None) -> DeviceACL | None:
-    """The ACL of the active device with these credentials, else None (sync: ORM)."""
-    if not username or password is None:
-        return None
-    device = Device.objects.filter(username=username, is_active=True).first()
-    if device is None:
-        make_password(password)  # same cost whether or not the device exists
-        return None
-    return device.acl() if device.check_password(password) else None

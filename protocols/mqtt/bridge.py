@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.startup import Summary, is_loopback
 from gateway.topics import SHARE_PREFIX
 from protocols.mqtt.config import BridgeConfig
 from protocols.mqtt.events import Incoming, Publish, Role, link_event
@@ -329,6 +330,19 @@ class BridgeLink:
         future = self._requests[mid] = self._loop.create_future()
         async with asyncio.timeout(30):
             return await future
+
+    def open_connections(self) -> int:
+        return int(self.connected)
+
+    def describe(self, summary: Summary) -> None:
+        config = self.config
+        share = f", shared group {config.share_group}" if config.share_group else ""
+        summary.add("MQTT devices", f"{config.safe_url()} (bridged broker{share})")
+        if config.password and not config.tls and not is_loopback(config.host):
+            summary.warn(
+                f"the bridge logs in to {config.host} without TLS: its password crosses the "
+                "network in clear (use mqtts://)"
+            )
 
     def pause_reading(self) -> None:
         self._paused = True

@@ -1,18 +1,22 @@
 """The broker role: an embedded amqtt 0.12 broker whose messages reach the routes.
 
-Devices connect to the broker; three amqtt plugins (its plugin API, configured by
-dotted path) tie it to gateway:
+Devices reach amqtt through the door (:mod:`protocols.mqtt.door`: limits, credentials
+checked by :class:`~gateway.devices.authenticator.DeviceAuthenticator`, the Will
+against the ACL, client id ownership and takeover) on the sockets of
+:mod:`protocols.mqtt.listeners`; amqtt binds none itself (an ``external`` listener).
+Three amqtt plugins (its plugin API, configured by dotted path) tie it to gateway:
 
-- :class:`DeviceAuthPlugin` checks credentials against ``gateway.devices``
-  (hashed passwords) and remembers each session's topic ACL;
+- :class:`DeviceAuthPlugin` lets in what the door admitted and remembers each
+  session's topic ACL;
 - :class:`DeviceTopicPlugin` applies that ACL to every PUBLISH, SUBSCRIBE and
   delivery (a device may only use its own topics);
 - :class:`GatewayEventsPlugin` hands every message the broker accepted to the
   server, reports presence, and records when each client was last heard from.
 
-amqtt does not enforce keep-alive (amqtt#308): :meth:`BrokerLink._enforce_keepalive`
+amqtt does not enforce keep-alive (amqtt#308): :meth:`BrokerLink._watch_connections`
 closes a connection silent for 1.5 times its keep-alive (MQTT 3.1.1 §3.1.2.10), which
-makes amqtt publish its Last Will (§3.1.2.5) and report it disconnected.
+makes amqtt publish its Last Will (§3.1.2.5) and report it disconnected; it also ends
+sessions amqtt left connected after their connection ended.
 
 amqtt speaks MQTT 3.1.1 only, acknowledges QoS 1/2 publishes itself on receipt,
 and fires plugin events as separate tasks (created in arrival order, so the
@@ -24,26 +28,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from amqtt.broker import Broker
+from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.contexts import Action
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway.db import DatabaseSyncToAsync
 from gateway.devices.acl import DeviceACL
+from gateway.devices.authenticator import DeviceAuthenticator, Refusal
+from gateway.startup import Summary, all_interfaces, is_loopback
+from protocols.mqtt.connect import Connect, ReturnCode
+from protocols.mqtt.door import Door, DoorLimits, Identity, Refused
+from protocols.mqtt.embedded import EmbeddedBroker
 from protocols.mqtt.events import Incoming, Publish, Role
 from protocols.mqtt.link import LinkSink
+from protocols.mqtt.listeners import Listeners, ListenerSpec, TLSFiles
 
 logger = logging.getLogger("gateway.server.mqtt")
 
 _LINKS: dict[str, BrokerLink] = {}
 _ACL_ATTRIBUTE = "gateway_acl"
+#: amqtt's one listener: connections arrive from the door (``external_connected``).
+_LISTENER = "default"
+#: CONNACK return codes of the authenticator's refusals (§3.2.2.3).
+_REFUSAL_CODES = {
+    Refusal.BAD_CREDENTIALS: ReturnCode.BAD_USERNAME_OR_PASSWORD,
+    Refusal.THROTTLED: ReturnCode.SERVER_UNAVAILABLE,
+    Refusal.BUSY: ReturnCode.SERVER_UNAVAILABLE,
+}
 
 
 class _LinkedPlugin:
@@ -62,7 +81,7 @@ class _LinkedPlugin:
 
 class DeviceAuthPlugin(_LinkedPlugin, BaseAuthPlugin):
     async def authenticate(self, *, session: Any) -> bool:
-        return await self.link.authenticate(session)
+        return self.link.admitted(session)
 
 
 class DeviceTopicPlugin(_LinkedPlugin, BaseTopicPlugin):
@@ -87,34 +106,53 @@ class GatewayEventsPlugin(_LinkedPlugin, BasePlugin):
             self.link.heard_from(session.client_id, packet)
 
 
-def _authenticate_device(username: str | None, password: str | None) -> DeviceACL | None:
-    from gateway.devices.models import authenticate_device
-
-    return authenticate_device(username, password)
-
-
 class BrokerLink:
-    """Serve devices with an embedded broker listening on ``host:port``."""
+    """Serve devices with an embedded broker listening on ``host:port``.
+
+    Also on ``tls_port`` (MQTT over TLS) when ``tls`` names a certificate and key,
+    ``ws_port`` (MQTT over WebSocket) and ``wss_port`` (over secure WebSocket, needs
+    ``tls``); port 0 binds an ephemeral port, read back from the attribute after
+    :meth:`start`. ``limits`` bound every connection (:class:`DoorLimits`).
+    """
 
     role: Role = "broker"
     mqtt_version = "3.1.1"
 
     def __init__(
         self,
-        host: str = "0.0.0.0",
+        host: str = "127.0.0.1",
         port: int = 1883,
         *,
         ws_port: int | None = None,
+        tls: TLSFiles | None = None,
+        tls_port: int | None = None,
+        wss_port: int | None = None,
         allow_anonymous: bool = False,
+        limits: DoorLimits | None = None,
+        authenticator: DeviceAuthenticator | None = None,
         keepalive_check_interval: float = 0.5,
     ) -> None:
+        if tls is None and (tls_port is not None or wss_port is not None):
+            raise ImproperlyConfigured(
+                "the embedded MQTT broker needs a certificate and key for TLS "
+                "(--mqtt-ssl-certfile, --mqtt-ssl-keyfile)"
+            )
         self.host = host
         self.port = port
         self.ws_port = ws_port
+        self.tls = tls
+        self.tls_port = tls_port
+        self.wss_port = wss_port
         self.allow_anonymous = allow_anonymous
         self.keepalive_check_interval = keepalive_check_interval
         self.broker_info: dict[str, Any] = {"host": host, "port": port, "tls": False}
-        self.broker: Broker | None = None
+        self.broker: EmbeddedBroker | None = None
+        self.authenticator = authenticator or DeviceAuthenticator()
+        self.door = Door(self, limits)
+        self._listeners = Listeners(self.door)
+        self.connected = False
+        #: Client ids connected now (amqtt's sessions also hold disconnected ones).
+        self._clients: set[str] = set()
         self._id = uuid.uuid4().hex
         self._sink: LinkSink | None = None
         self._last_heard: dict[str, float] = {}
@@ -123,12 +161,9 @@ class BrokerLink:
         self._monitor: asyncio.Task[None] | None = None
 
     def _config(self) -> dict[str, Any]:
-        listeners: dict[str, Any] = {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}
-        if self.ws_port is not None:
-            listeners["ws"] = {"type": "ws", "bind": f"{self.host}:{self.ws_port}"}
         plugin = {"link": self._id}
         return {
-            "listeners": listeners,
+            "listeners": {_LISTENER: {"type": "external", "bind": "door"}},
             "timeout_disconnect_delay": 0,
             "plugins": {
                 f"{__name__}.DeviceAuthPlugin": plugin,
@@ -142,30 +177,68 @@ class BrokerLink:
     async def start(self, sink: LinkSink) -> None:
         self._sink = sink
         _LINKS[self._id] = self
-        self.broker = Broker(self._config())
+        self.broker = EmbeddedBroker(self._config())
+        await self.broker.start()
         try:
-            await self.broker.start()
-        except Exception as exc:
-            _LINKS.pop(self._id, None)
-            raise ImproperlyConfigured(
-                f"the embedded MQTT broker cannot listen on {self.host}:{self.port} "
-                f"(--mqtt-port): {exc}"
-            ) from exc
-        servers = self.broker._servers  # amqtt has no public accessor for bound ports
-        self.port = servers["default"].instance.sockets[0].getsockname()[1]
-        if self.ws_port is not None:
-            self.ws_port = next(iter(servers["ws"].instance.sockets)).getsockname()[1]
+            await self._listen()
+        except Exception:
+            await self.stop()
+            raise
         self.broker_info["port"] = self.port
-        self._monitor = asyncio.create_task(self._enforce_keepalive(), name="mqtt keepalive")
-        logger.info("embedded MQTT broker listening on %s:%d", self.host, self.port)
+        # Pages that show devices where to connect (the starter project's dashboard)
+        # read MQTT_PUBLIC_ADDRESS; in the one-process appliance this broker is it.
+        os.environ.setdefault("MQTT_PUBLIC_ADDRESS", f":{self.port}")
+        self.connected = True
+        self._monitor = asyncio.create_task(self._watch_connections(), name="mqtt keepalive")
+
+    def _listener_specs(self) -> list[tuple[ListenerSpec, str]]:
+        """Every socket to open, with the option that sets its port."""
+        context = self.tls.context() if self.tls is not None else None
+        wanted = [
+            (ListenerSpec("mqtt", self.host, self.port), "--mqtt-port"),
+            (ListenerSpec("mqtts", self.host, self.tls_port or 0, tls=context), "--mqtt-tls-port"),
+            (ListenerSpec("ws", self.host, self.ws_port or 0, websocket=True), "--mqtt-ws-port"),
+            (
+                ListenerSpec("wss", self.host, self.wss_port or 0, tls=context, websocket=True),
+                "--mqtt-wss-port",
+            ),
+        ]
+        chosen = {"mqtt": True, "mqtts": self.tls is not None}
+        chosen |= {"ws": self.ws_port is not None, "wss": self.wss_port is not None}
+        return [(spec, option) for spec, option in wanted if chosen[spec.name]]
+
+    async def _listen(self) -> None:
+        for spec, option in self._listener_specs():
+            try:
+                await self._listeners.start(spec)
+            except OSError as exc:
+                raise ImproperlyConfigured(
+                    f"the embedded MQTT broker cannot listen on {spec.host}:{spec.port} "
+                    f"({option}): {exc}"
+                ) from exc
+            logger.info(
+                "embedded MQTT broker listening on %s:%d (%s)",
+                self.host,
+                self._listeners.ports[spec.name],
+                spec.name,
+            )
+        ports = self._listeners.ports
+        self.port = ports["mqtt"]
+        self.tls_port = ports.get("mqtts")
+        self.ws_port = ports.get("ws")
+        self.wss_port = ports.get("wss")
 
     async def stop(self) -> None:
+        self.connected = False
+        self.door.close()
         if self._monitor is not None:
             self._monitor.cancel()
             await asyncio.gather(self._monitor, return_exceptions=True)
         if self.broker is not None:
             with contextlib.suppress(Exception):
                 await self.broker.shutdown()
+        await self._listeners.close()
+        self.authenticator.close()
         _LINKS.pop(self._id, None)
 
     async def publish(self, message: Publish) -> asyncio.Future[list[int]] | None:
@@ -179,6 +252,44 @@ class BrokerLink:
         done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         done.set_result([])
         return done
+
+    def open_connections(self) -> int:
+        return len(self._clients)
+
+    def describe(self, summary: Summary) -> None:
+        everywhere = all_interfaces(self.host)
+        host = socket.gethostname() if everywhere else self.host
+        where = ", on every interface" if everywhere else ""
+        text = f"mqtt://{host}:{self.port} (embedded broker{where})"
+        if self.tls_port is not None:
+            text += f"; mqtts://{host}:{self.tls_port}"
+        if self.ws_port is not None:
+            text += f"; MQTT over WebSocket on port {self.ws_port}"
+        if self.wss_port is not None:
+            text += f"; over secure WebSocket on port {self.wss_port}"
+        summary.add("MQTT devices", text)
+        if is_loopback(self.host):
+            summary.add(
+                "",
+                "loopback only: --mqtt-host 0.0.0.0 lets devices on the network in "
+                "(with --mqtt-ssl-certfile/--mqtt-ssl-keyfile for TLS)",
+            )
+        if self.allow_anonymous:
+            summary.warn(
+                "devices may connect without credentials and use any topic "
+                "(--mqtt-anonymous): for trials only"
+            )
+        if not is_loopback(self.host):
+            plain = f"port {self.port}" + (f" and {self.ws_port}" if self.ws_port else "")
+            summary.warn(
+                f"the embedded broker listens on {self.host or 'every interface'} without "
+                f"TLS on {plain}: device secrets and data cross the network in clear "
+                + (
+                    f"for devices not using TLS (port {self.tls_port})"
+                    if self.tls_port is not None
+                    else "(--mqtt-ssl-certfile/--mqtt-ssl-keyfile add TLS on --mqtt-tls-port)"
+                )
+            )
 
     async def subscribe(self, filters: dict[str, int]) -> list[int]:
         """Nothing to do at the broker: the server matches every accepted message."""
@@ -208,19 +319,39 @@ class BrokerLink:
                 found.append(transport)
         return found
 
+    # -- the door's Hall -----------------------------------------------------
+
+    async def authenticate(self, connect: Connect, peer: str) -> Identity | Refused:
+        if connect.username is None:
+            if self.allow_anonymous:
+                return Identity(None)
+            return Refused(ReturnCode.NOT_AUTHORIZED, "no credentials (--mqtt-anonymous is off)")
+        verdict = await self.authenticator.authenticate(connect.username, connect.password, peer)
+        if isinstance(verdict, Refusal):
+            return Refused(_REFUSAL_CODES[verdict], verdict.value)
+        return Identity(verdict)
+
+    def session_owner(self, client_id: str) -> Identity | None:
+        """Who owns a persistent session (clean session 0, §3.1.2.4) kept for ``client_id``."""
+        session = self.broker.sessions.get(client_id, (None, None))[0] if self.broker else None
+        if session is None or session.clean_session:
+            return None
+        return Identity(getattr(session, _ACL_ATTRIBUTE, None))
+
+    def ending(self, client_id: str, reason: str) -> None:
+        self._end_reason[client_id] = reason
+
+    async def hand_over(self, reader: ReaderAdapter, writer: WriterAdapter) -> None:
+        assert self.broker is not None  # the door serves only while the broker runs
+        await self.broker.external_connected(reader, writer, _LISTENER)
+
     # -- plugin callbacks ---------------------------------------------------
 
-    async def authenticate(self, session: Any) -> bool:
-        if session.username is None:
-            setattr(session, _ACL_ATTRIBUTE, None)
-            return self.allow_anonymous
-        acl = await DatabaseSyncToAsync(_authenticate_device, thread_sensitive=False)(
-            session.username, session.password
-        )
-        setattr(session, _ACL_ATTRIBUTE, acl)
-        if acl is None:
-            logger.warning("device %r refused: bad credentials", session.username)
-        return acl is not None
+    def admitted(self, session: Any) -> bool:
+        """Let in the connection the door admitted under this client id, with its ACL."""
+        identity = self.door.identity(session.client_id)
+        setattr(session, _ACL_ATTRIBUTE, None if identity is None else identity.acl)
+        return identity is not None
 
     def allowed(self, session: Any, topic: str | None, action: Action | None) -> bool:
         acl: DeviceACL | None = getattr(session, _ACL_ATTRIBUTE, None)
@@ -262,6 +393,7 @@ class BrokerLink:
     def client_connected(self, client_id: str, session: Any) -> None:
         self._last_heard[client_id] = time.monotonic()
         self._end_reason.pop(client_id, None)
+        self._clients.add(client_id)
         if self._paused:
             self.pause_reading()
         assert self._sink is not None
@@ -269,23 +401,41 @@ class BrokerLink:
 
     def client_disconnected(self, client_id: str, session: Any) -> None:
         self._last_heard.pop(client_id, None)
+        self._clients.discard(client_id)
         reason = self._end_reason.pop(client_id, "lost")
         assert self._sink is not None
         self._sink.presence(client_id, session.username, False, reason)
 
-    async def _enforce_keepalive(self) -> None:
-        """Close connections silent for 1.5 times keep-alive (MQTT 3.1.1 §3.1.2.10)."""
+    async def _watch_connections(self) -> None:
+        """End connected sessions whose connection is silent or already gone.
+
+        Silent: no packet for 1.5 times its keep-alive (MQTT 3.1.1 §3.1.2.10; amqtt
+        does not enforce it). Gone: amqtt's reader has ended but the session is still
+        connected, which happens when a device leaves right after its CONNECT, before
+        amqtt's handler has started (its end-of-stream notice is lost): without this
+        the connection would never end, nor free its client id.
+        """
         while True:
             await asyncio.sleep(self.keepalive_check_interval)
             if self.broker is None:
                 continue
             now = time.monotonic()
             for client_id, (session, handler) in list(self.broker.sessions.items()):
-                if session.transitions.state != "connected" or session.keep_alive <= 0:
+                if session.transitions.state != "connected":
                     continue
                 heard = self._last_heard.get(client_id)
-                if heard is not None and now - heard > 1.5 * session.keep_alive:
+                if _reader_ended(handler):
+                    logger.debug("device %r: its connection ended unnoticed: closing", client_id)
+                elif heard is not None and 0 < session.keep_alive * 1.5 < now - heard:
                     logger.info("device %r silent past its keep-alive: closing", client_id)
                     self._end_reason[client_id] = "keepalive"
-                    self._last_heard.pop(client_id, None)
-                    await handler.handle_connection_closed()
+                else:
+                    continue
+                self._last_heard.pop(client_id, None)
+                await handler.handle_connection_closed()
+
+
+def _reader_ended(handler: Any) -> bool:
+    """Whether amqtt's reader task for ``handler`` has ended (amqtt has no public accessor)."""
+    reader = getattr(handler, "_reader_task", None)
+    return reader is not None and reader.done()

@@ -2,7 +2,10 @@
 
 Bridge role when ``--url`` or ``MQTT_URL`` names a broker, else the embedded broker
 listening on ``--host``/``--port`` (``--mqtt-host``/``--mqtt-port`` under
-``gateway run``, where ``--host``/``--port`` belong to the web server).
+``gateway run``, where ``--host``/``--port`` belong to the web server): 127.0.0.1
+unless told otherwise, like the web server (docs/security.md). The embedded
+broker's limits and TLS files are options whose defaults come from the settings (or
+environment variables) named in their help, read when the server is built.
 """
 
 from __future__ import annotations
@@ -11,17 +14,26 @@ import argparse
 import dataclasses
 import logging
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
+from gateway.conf import setting
+from gateway.devices.authenticator import DeviceAuthenticator, SlowLane, default_slow_workers
+from gateway.devices.limits import SourceLimits
 from protocols.mqtt.bridge import BridgeLink
 from protocols.mqtt.broker import BrokerLink
 from protocols.mqtt.config import BridgeConfig
+from protocols.mqtt.door import DoorLimits
 from protocols.mqtt.link import Link
+from protocols.mqtt.listeners import TLSFiles
 from protocols.mqtt.server import MqttServer
 
 HELP = "serve MQTT devices: bridge to MQTT_URL, or run the embedded broker"
+
+T = TypeVar("T", int, float)
+_LIMITS = DoorLimits()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,13 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: $MQTT_URL; unset: run the embedded broker)"
     )
     add("--mqtt-url", dest="mqtt_url", default=None, help=url_help)
-    add("--mqtt-host", dest="mqtt_host", default="0.0.0.0", help="embedded broker address")
-    add("--mqtt-port", dest="mqtt_port", type=int, default=1883, help="embedded broker port")
+    host_help = "embedded broker address (default: %(default)s; 0.0.0.0: every interface)"
+    port_help = "embedded broker port, plain MQTT (default: %(default)s)"
+    add("--mqtt-host", dest="mqtt_host", default="127.0.0.1", help=host_help)
+    add("--mqtt-port", dest="mqtt_port", type=int, default=1883, help=port_help)
     if isinstance(parser, argparse.ArgumentParser):
         # `gateway mqtt` only: under `gateway run` these names belong to other servers.
         add("--url", dest="mqtt_url", default=None, help=url_help)
-        add("--host", dest="mqtt_host", default="0.0.0.0", help="embedded broker address")
-        add("--port", dest="mqtt_port", type=int, default=1883, help="embedded broker port")
+        add("--host", dest="mqtt_host", default="127.0.0.1", help=host_help)
+        add("--port", dest="mqtt_port", type=int, default=1883, help=port_help)
     add(
         "--mqtt-ws-port",
         type=int,
@@ -51,11 +65,126 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="let devices without credentials connect and use any topic (embedded broker; "
         "default: $MQTT_ALLOW_ANONYMOUS, off)",
     )
+    add_broker_arguments(add)
     add("--mqtt-share", default=None, help="bridge: subscribe as $share/<GROUP>/<filter>")
     add("--mqtt-idle-timeout", type=float, default=300.0, help="seconds before an idle scope ends")
     add("--mqtt-max-instances", type=int, default=10_000, help="live scopes before LRU eviction")
     add("--mqtt-queue-size", type=int, default=100, help="events queued per scope")
     add("--mqtt-inflight", type=int, default=1000, help="received, not yet queued, messages")
+
+
+def add_broker_arguments(add: Callable[..., Any]) -> None:
+    """TLS and the limits of every connection to the embedded broker (docs/security.md)."""
+    add(
+        "--mqtt-ssl-certfile",
+        default=None,
+        help="embedded broker: TLS certificate chain (PEM); enables MQTT over TLS on "
+        "--mqtt-tls-port (default: $MQTT_SSL_CERTFILE)",
+    )
+    add(
+        "--mqtt-ssl-keyfile",
+        default=None,
+        help="embedded broker: TLS private key (PEM) (default: $MQTT_SSL_KEYFILE)",
+    )
+    add(
+        "--mqtt-tls-port",
+        type=int,
+        default=8883,
+        help="embedded broker: MQTT over TLS port, with a certificate (default: %(default)s)",
+    )
+    add(
+        "--mqtt-wss-port",
+        type=int,
+        default=None,
+        help="embedded broker: also MQTT over secure WebSocket on this port (needs the "
+        "certificate; default: off)",
+    )
+    add(
+        "--mqtt-connect-timeout",
+        type=float,
+        default=None,
+        help="embedded broker: seconds from accept (TLS, WebSocket handshakes included) to "
+        f"a complete CONNECT (default: $MQTT_CONNECT_TIMEOUT, {_LIMITS.connect_timeout:g})",
+    )
+    add(
+        "--mqtt-max-connections",
+        type=int,
+        default=None,
+        help="embedded broker: open connections on all listeners; more are closed at once "
+        f"(default: $MQTT_MAX_CONNECTIONS, {_LIMITS.max_connections})",
+    )
+    add(
+        "--mqtt-max-packet-size",
+        type=int,
+        default=None,
+        help="embedded broker: largest packet in bytes (its remaining length); a larger one "
+        f"closes the connection (default: $MQTT_MAX_PACKET_SIZE, {_LIMITS.max_packet_size})",
+    )
+    add(
+        "--mqtt-auth-workers",
+        type=int,
+        default=None,
+        help="embedded broker: threads for password (not token) checks (default: "
+        "$MQTT_AUTH_WORKERS, one per CPU core but one)",
+    )
+    add(
+        "--mqtt-auth-failures",
+        type=int,
+        default=None,
+        help="embedded broker: failed logins allowed per client address per minute; past "
+        "that its logins are refused unchecked (default: $MQTT_AUTH_FAILURES, 10)",
+    )
+
+
+def _configured(value: T | None, name: str, default: T, kind: Callable[[Any], T]) -> T:
+    """The option if given, else setting (or environment variable) ``name``, else ``default``."""
+    if value is not None:
+        chosen = value
+    else:
+        raw = setting(name, default)
+        try:
+            chosen = kind(raw)
+        except (TypeError, ValueError):
+            raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+    if chosen <= 0:
+        raise ImproperlyConfigured(f"{name} (or its --mqtt-... option) must be positive")
+    return chosen
+
+
+def broker_from_args(args: argparse.Namespace) -> BrokerLink:
+    limits = DoorLimits(
+        connect_timeout=_configured(
+            args.mqtt_connect_timeout, "MQTT_CONNECT_TIMEOUT", _LIMITS.connect_timeout, float
+        ),
+        max_connections=_configured(
+            args.mqtt_max_connections, "MQTT_MAX_CONNECTIONS", _LIMITS.max_connections, int
+        ),
+        max_packet_size=_configured(
+            args.mqtt_max_packet_size, "MQTT_MAX_PACKET_SIZE", _LIMITS.max_packet_size, int
+        ),
+    )
+    workers = _configured(args.mqtt_auth_workers, "MQTT_AUTH_WORKERS", default_slow_workers(), int)
+    failures = _configured(args.mqtt_auth_failures, "MQTT_AUTH_FAILURES", 10, int)
+    authenticator = DeviceAuthenticator(SlowLane(workers), SourceLimits(failures))
+    certfile = args.mqtt_ssl_certfile or setting("MQTT_SSL_CERTFILE")
+    keyfile = args.mqtt_ssl_keyfile or setting("MQTT_SSL_KEYFILE")
+    if (certfile is None) != (keyfile is None):
+        raise ImproperlyConfigured(
+            "the embedded MQTT broker needs both MQTT_SSL_CERTFILE and MQTT_SSL_KEYFILE "
+            "(--mqtt-ssl-certfile, --mqtt-ssl-keyfile) for TLS"
+        )
+    tls = TLSFiles(certfile, keyfile) if certfile is not None and keyfile is not None else None
+    return BrokerLink(
+        args.mqtt_host,
+        args.mqtt_port,
+        ws_port=args.mqtt_ws_port,
+        tls=tls,
+        tls_port=args.mqtt_tls_port if tls is not None else None,
+        wss_port=args.mqtt_wss_port,
+        allow_anonymous=args.mqtt_anonymous,
+        limits=limits,
+        authenticator=authenticator,
+    )
 
 
 def wanted(application: Any, args: argparse.Namespace) -> bool:
@@ -64,18 +193,13 @@ def wanted(application: Any, args: argparse.Namespace) -> bool:
 
 
 def link_from_args(args: argparse.Namespace) -> Link:
-    url = args.mqtt_url or getattr(settings, "MQTT_URL", None) or os.environ.get("MQTT_URL")
+    url = args.mqtt_url or setting("MQTT_URL")
     if url:
         config = BridgeConfig.from_url(url)
         if args.mqtt_share:
             config = dataclasses.replace(config, share_group=args.mqtt_share)
         return BridgeLink(config)
-    return BrokerLink(
-        args.mqtt_host,
-        args.mqtt_port,
-        ws_port=args.mqtt_ws_port,
-        allow_anonymous=args.mqtt_anonymous,
-    )
+    return broker_from_args(args)
 
 
 def build(application: Any, args: argparse.Namespace) -> MqttServer:

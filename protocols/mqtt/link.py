@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from gateway.startup import Summary
 from gateway.types import Message
 from protocols.mqtt.events import Incoming, Publish, Role
 
@@ -38,6 +39,14 @@ class Link(Protocol):
     role: Role
     mqtt_version: str
     broker_info: dict[str, Any]
+    #: Whether the link serves now: the bridge is connected, the embedded broker listens.
+    connected: bool
+
+    def open_connections(self) -> int:
+        """MQTT connections held now: devices on the embedded broker, the bridge's one."""
+
+    def describe(self, summary: Summary) -> None:
+        """Where devices connect, and warnings for credentials at risk."""
 
     async def start(self, sink: LinkSink) -> None:
         """Connect (or listen) and subscribe ``sink.wanted_filters()``; raise if impossible."""

@@ -29,16 +29,19 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway import metrics
 from gateway.exceptions import ChannelLayerUnavailable
 from gateway.layers import get_channel_layer
 from gateway.layers.receiving import receive_retrying
+from gateway.metrics import ProtocolCounters, ServerReading
 from gateway.routing.topic import RouteMatch, TopicRouter, find_topic_router
+from gateway.startup import Summary
 from gateway.types import ASGIApp, Message, Scope, Send
 from protocols.instances import ApplicationInstance, Delivery, Handled, InstanceManager
 from protocols.mqtt.events import (
@@ -136,6 +139,7 @@ class MqttServer(Service):
         self._tasks: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._unregister: Callable[[], None] | None = None
 
     # -- Service ------------------------------------------------------------
 
@@ -152,6 +156,7 @@ class MqttServer(Service):
             self._listener = asyncio.create_task(
                 self._listen_channel(layer), name=f"mqtt {PUBLISH_CHANNEL} listener"
             )
+        self._unregister = metrics.registry.register(self.name, self.reading)
         logger.info(
             "mqtt %s serving %d filter(s): %s",
             self.link.role,
@@ -178,6 +183,22 @@ class MqttServer(Service):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.link.stop()
+        if self._unregister is not None:
+            self._unregister()
+
+    def describe(self, summary: Summary) -> None:
+        self.link.describe(summary)
+
+    def reading(self) -> ServerReading:
+        """Connections the link holds, messages received (presence excluded) and
+        published, live instances and the link's state."""
+        stats = self.stats
+        mqtt = ProtocolCounters(
+            self.link.open_connections(),
+            stats.received - stats.presence_events,
+            stats.published,
+        )
+        return ServerReading({"mqtt": mqtt}, len(self.manager), self.link.connected)
 
     # -- LinkSink -----------------------------------------------------------
 

@@ -1,9 +1,10 @@
-"""Fixtures for the MQTT server tests: a recording consumer, paho devices, servers."""
+"""Fixtures for the MQTT server tests: a recording consumer, paho and raw devices, servers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 
 from gateway.generic.mqtt import AsyncMqttConsumer
+from protocols.mqtt.codec import Packet, PacketReader
+from protocols.mqtt.connect import Connect, encode_connect
 from protocols.mqtt.link import Link
 from protocols.mqtt.server import MqttServer
 
@@ -202,3 +205,72 @@ async def serve() -> AsyncIterator[Callable[..., Any]]:
     yield start
     for server in reversed(started):
         await server.stop(2.0)
+
+
+class RawClient:
+    """An MQTT connection driven byte by byte (asyncio streams): what paho will not send."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.packets = PacketReader()
+
+    @classmethod
+    async def open(
+        cls, port: int, *, tls: ssl.SSLContext | None = None, source: str | None = None
+    ) -> RawClient:
+        """Connect to 127.0.0.1:``port``, from address ``source`` (any 127.x.y.z) if given."""
+        local = (source, 0) if source is not None else None
+        async with asyncio.timeout(WAIT):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=tls, local_addr=local
+            )
+        return cls(reader, writer)
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def connect(self, connect: Connect) -> bytes:
+        """Send ``connect``; the CONNACK's bytes (b"" if the server closed instead)."""
+        self.send(encode_connect(connect))
+        answer = await self.read_packet()
+        return b"" if answer is None else answer.to_bytes()
+
+    async def read_packet(self) -> Packet | None:
+        """The next packet from the server; None once it closed the connection."""
+        async with asyncio.timeout(WAIT):
+            while (packet := self.packets.next_packet()) is None:
+                try:
+                    data = await self.reader.read(65536)
+                except ConnectionError:
+                    data = b""
+                if not data:
+                    return None
+                self.packets.feed(data)
+        return packet
+
+    async def closed_by_server(self) -> bool:
+        """Wait for the server to close, ignoring packets before that; True when it has."""
+        while await self.read_packet() is not None:
+            pass
+        return True
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+@pytest.fixture
+async def raw_clients() -> AsyncIterator[Callable[..., Any]]:
+    """``await raw_clients(port, ...)``: a :class:`RawClient`, closed at teardown."""
+    opened: list[RawClient] = []
+
+    async def open_client(port: int, **options: Any) -> RawClient:
+        client = await RawClient.open(port, **options)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        await client.close()

@@ -13,6 +13,7 @@ from paho.mqtt.properties import Properties
 
 from gateway.layers import get_channel_layer
 from gateway.routing import ProtocolTypeRouter, TopicRouter, topic
+from gateway.startup import Summary
 from protocols.mqtt.bridge import BridgeLink
 from protocols.mqtt.config import BridgeConfig
 from protocols.mqtt.events import Incoming
@@ -290,3 +291,18 @@ async def test_shared_subscription_splits_the_load(
     assert first.stats.dispatched + second.stats.dispatched == 20
     assert first.stats.dispatched > 0
     assert second.stats.dispatched > 0
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [("mqtt://gw:pw@broker.example:1883", True), ("mqtts://gw:pw@broker.example", False)],
+    ids=["plain", "tls"],
+)
+def test_the_summary_shows_the_broker_without_its_password(url: str, warned: bool) -> None:
+    summary = Summary("test")
+    BridgeLink(BridgeConfig.from_url(url)).describe(summary)
+    ((label, text),) = summary.lines
+    assert label == "MQTT devices"
+    assert text.startswith(("mqtt://gw@broker.example:1883 ", "mqtts://gw@broker.example:8883 "))
+    assert "pw" not in text
+    assert bool(summary.warnings) is warned

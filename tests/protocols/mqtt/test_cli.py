@@ -21,6 +21,8 @@ from gateway.routing import ProtocolTypeRouter, URLRouter
 from protocols.mqtt import launcher
 from protocols.mqtt.bridge import BridgeLink
 from protocols.mqtt.broker import BrokerLink
+from protocols.mqtt.door import DoorLimits
+from protocols.mqtt.listeners import TLSFiles
 from tests.protocols.mqtt import example
 from tests.protocols.mqtt.conftest import WAIT, Device
 
@@ -48,6 +50,28 @@ def test_build_picks_the_role() -> None:
     )
     assert isinstance(bridge.link, BridgeLink)
     assert (bridge.link.config.share_group, bridge.link.client_id) == ("grp", "gw")
+
+
+def test_the_embedded_broker_has_safe_defaults_and_options(tmp_path: Path) -> None:
+    broker = launcher.build(example.application, parse()).link
+    assert isinstance(broker, BrokerLink)
+    assert (broker.host, broker.tls, broker.door.limits) == ("127.0.0.1", None, DoorLimits())
+    certfile, keyfile = tmp_path / "server.crt", tmp_path / "server.key"
+    options = [
+        *("--host", "0.0.0.0", "--mqtt-connect-timeout", "2.5", "--mqtt-max-connections", "7"),
+        *("--mqtt-max-packet-size", "4096", "--mqtt-auth-workers", "3", "--mqtt-wss-port", "0"),
+        *("--mqtt-ssl-certfile", str(certfile), "--mqtt-ssl-keyfile", str(keyfile)),
+    ]
+    broker = launcher.build(example.application, parse(*options)).link
+    assert isinstance(broker, BrokerLink)
+    assert broker.door.limits == DoorLimits(2.5, 7, 4096)
+    assert (broker.host, broker.tls_port, broker.wss_port) == ("0.0.0.0", 8883, 0)
+    assert broker.tls == TLSFiles(str(certfile), str(keyfile))
+    assert broker.authenticator.lane.workers == 3
+    with pytest.raises(ImproperlyConfigured, match="MQTT_MAX_PACKET_SIZE"):
+        launcher.build(example.application, parse("--mqtt-max-packet-size", "0"))
+    with pytest.raises(ImproperlyConfigured, match="both MQTT_SSL_CERTFILE and MQTT_SSL_KEYFILE"):
+        launcher.build(example.application, parse("--mqtt-ssl-certfile", str(certfile)))
 
 
 def test_misconfiguration_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.routing import TopicRouter, topic
-from gateway.topics import InvalidTopic
+from gateway.topics import InvalidTopic, filter_matches
 from protocols.mqtt.config import BridgeConfig
 from protocols.mqtt.events import (
     DynamicSubscriptions,
@@ -21,6 +25,7 @@ from protocols.mqtt.events import (
     presence_incoming,
 )
 from protocols.mqtt.properties import properties_from_dict, properties_to_dict
+from tests.protocols.mqtt.strategies import topic_filters, topic_names
 
 
 async def nothing(scope: object, receive: object, send: object) -> None:
@@ -197,3 +202,77 @@ def test_mqtt5_properties_round_trip_through_paho() -> None:
     assert properties_to_dict(None) == {}
     with pytest.raises(ValueError, match="unknown properties: topic_alias"):
         parse_outgoing({"type": "mqtt.publish", "topic": "a", "properties": {"topic_alias": 3}})
+
+
+#: Values an application might put in a message: msgpack-safe and not.
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+message_keys = st.sampled_from(
+    ["type", "topic", "payload", "qos", "retain", "properties", "request_id", "filter"]
+)
+message_types = st.sampled_from(
+    ["mqtt.publish", "mqtt.subscribe", "mqtt.unsubscribe", "mqtt.send", None]
+)
+
+
+@given(message_types, st.dictionaries(message_keys, values, max_size=6))
+def test_any_outgoing_message_is_parsed_or_refused_with_a_value_error(
+    kind: str | None, fields: dict[str, Any]
+) -> None:
+    try:
+        parsed = parse_outgoing({**fields, "type": kind})
+    except ValueError:
+        return
+    assert isinstance(parsed, Publish | Subscribe | Unsubscribe)
+
+
+@given(topic_names, st.binary() | st.text(), st.integers(0, 2), st.booleans())
+def test_a_publish_keeps_its_topic_payload_and_flags(
+    name: str, payload: bytes | str, qos: int, retain: bool
+) -> None:
+    message = {"type": "mqtt.publish", "topic": name, "payload": payload, "qos": qos}
+    published = parse_outgoing({**message, "retain": retain})
+    expected = payload.encode() if isinstance(payload, str) else payload
+    assert published == Publish(name, expected, qos, retain)
+
+
+@given(topic_filters(), st.integers(0, 2))
+def test_a_subscription_keeps_its_filter(topic_filter: str, qos: int) -> None:
+    message = {"type": "mqtt.subscribe", "filter": topic_filter, "qos": qos}
+    assert parse_outgoing(message) == Subscribe(topic_filter, qos)
+
+
+@given(topic_names, st.binary(), st.integers(0, 2), st.booleans(), st.booleans(), topic_filters())
+def test_a_message_event_carries_the_message_unchanged(
+    name: str, payload: bytes, qos: int, retain: bool, dup: bool, subscription: str
+) -> None:
+    event = message_event(Incoming(name, payload, qos, retain, dup), subscription)
+    assert event == {
+        "type": "mqtt.message",
+        "topic": name,
+        "payload": payload,
+        "qos": qos,
+        "retain": retain,
+        "dup": dup,
+        "subscription": subscription,
+        "properties": {},
+    }
+
+
+@given(st.dictionaries(st.integers(0, 3), st.lists(topic_filters(), max_size=3)), topic_names)
+def test_dynamic_subscriptions_find_exactly_the_matching_keys(
+    subscribed: dict[int, list[str]], name: str
+) -> None:
+    subscriptions = DynamicSubscriptions()
+    for key, filters in subscribed.items():
+        for topic_filter in filters:
+            subscriptions.add(key, topic_filter, 0)
+    found = dict(subscriptions.matches(name))
+    wanted = {
+        key for key, filters in subscribed.items() if any(filter_matches(f, name) for f in filters)
+    }
+    assert set(found) == wanted
+    assert all(filter_matches(found[key], name) for key in found)

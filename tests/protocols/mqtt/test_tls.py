@@ -1,4 +1,5 @@
-"""The bridge over TLS with a client certificate, against a private Mosquitto."""
+"""TLS: the bridge with a client certificate against a private Mosquitto; the embedded
+broker's own TLS and secure WebSocket listeners."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.core.exceptions import ImproperlyConfigured
 
 from gateway.routing import TopicRouter, topic
 from protocols.mqtt.bridge import BridgeLink
+from protocols.mqtt.broker import BrokerLink
 from protocols.mqtt.config import BridgeConfig
-from tests.protocols.mqtt.conftest import WAIT, Event, Recorder, next_event
+from protocols.mqtt.listeners import TLSFiles
+from tests.protocols.mqtt.conftest import WAIT, Device, Event, Recorder, next_event
 from tests.protocols.mqtt.test_restart import Mosquitto, free_port
 
 pytestmark = pytest.mark.mqtt
@@ -141,3 +145,38 @@ async def test_tls_without_a_client_certificate_is_refused(
     link = BridgeLink(BridgeConfig.from_url(url), start_timeout=1.0)
     with pytest.raises(ConnectionError, match=f"mqtts://127.0.0.1:{tls_broker.port}"):
         await serve(TopicRouter([]), link)
+
+
+async def test_the_embedded_broker_speaks_tls_and_secure_websocket(
+    tmp_path: Path, serve: Callable[..., Any]
+) -> None:
+    ca_cert, ca_key = issue("gateway test CA", None, ca=True)
+    write(tmp_path / "ca", ca_cert, ca_key)
+    write(tmp_path / "server", *issue("127.0.0.1", (ca_cert.subject, ca_key)))
+    files = TLSFiles(str(tmp_path / "server.crt"), str(tmp_path / "server.key"))
+    link = BrokerLink("127.0.0.1", 0, tls=files, tls_port=0, wss_port=0, allow_anonymous=True)
+    events: asyncio.Queue[Event] = asyncio.Queue()
+    consumer = Recorder.as_asgi(events=events)
+    await serve(TopicRouter([topic("devices/<device_id>/telemetry", consumer)]), link)
+    assert link.tls_port is not None
+    assert link.wss_port is not None
+    for port, transport in [(link.tls_port, "tcp"), (link.wss_port, "websockets")]:
+        device = Device(port, f"sealed-{transport}", transport=transport)
+        device.client.tls_set(ca_certs=str(tmp_path / "ca.crt"))
+        try:
+            assert not (await device.connect()).is_failure
+            await device.publish(f"devices/{transport}/telemetry", "sealed")
+            message = await next_event(events, "message")
+            assert (message.key, message.data["payload"]) == ({"device_id": transport}, b"sealed")
+        finally:
+            await device.close()
+
+
+async def test_the_embedded_broker_refuses_to_start_without_its_certificate(
+    tmp_path: Path, serve: Callable[..., Any]
+) -> None:
+    missing = TLSFiles(str(tmp_path / "none.crt"), str(tmp_path / "none.key"))
+    with pytest.raises(ImproperlyConfigured, match="--mqtt-ssl-certfile"):
+        await serve(TopicRouter([]), BrokerLink("127.0.0.1", 0, tls=missing, tls_port=0))
+    with pytest.raises(ImproperlyConfigured, match="needs a certificate"):
+        BrokerLink("127.0.0.1", 0, wss_port=0)

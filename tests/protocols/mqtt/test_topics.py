@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.topics import (
     InvalidTopic,
@@ -12,6 +16,7 @@ from gateway.topics import (
     validate_filter,
     validate_topic_name,
 )
+from tests.protocols.mqtt.strategies import levels, topic_filters, topic_names
 
 
 @pytest.mark.parametrize(
@@ -74,3 +79,49 @@ def test_pattern_join_nests() -> None:
     assert joined.match("devices/d9/status/up") == {"device_id": "d9"}
     with pytest.raises(InvalidTopic):
         Pattern.parse("a/#").join(Pattern.parse("b"))
+
+
+def reference_match(topic_filter: str, topic_name: str) -> bool:
+    """§4.7 as a regular expression: an independent oracle for :func:`filter_matches`."""
+    if topic_name.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    parts = ["[^/]*" if level == "+" else re.escape(level) for level in topic_filter.split("/")]
+    if parts[-1] == "\\#":
+        parts.pop()
+        regex = "/".join(parts) + "(/.*)?" if parts else ".*"
+    else:
+        regex = "/".join(parts)
+    return re.fullmatch(regex, topic_name, re.DOTALL) is not None
+
+
+@given(topic_filters(), topic_names)
+def test_filter_matching_agrees_with_a_regular_expression(topic_filter: str, name: str) -> None:
+    assert filter_matches(topic_filter, name) is reference_match(topic_filter, name)
+
+
+@given(topic_names)
+def test_a_topic_name_is_a_filter_matching_itself(name: str) -> None:
+    assert filter_matches(validate_filter(name), validate_topic_name(name))
+
+
+@given(st.text(max_size=20), st.text(max_size=20))
+def test_matching_anything_is_a_bool_or_invalid_topic(topic_filter: str, name: str) -> None:
+    try:
+        assert filter_matches(topic_filter, name) in (True, False)
+    except InvalidTopic:
+        assert topic_filter.startswith("$share/")
+
+
+@given(st.lists(levels | st.just("+") | st.sampled_from(["<x>", "<y>"]), min_size=1, max_size=4))
+def test_a_pattern_captures_the_levels_its_filter_matches(pattern_levels: list[str]) -> None:
+    try:
+        pattern = Pattern.parse("/".join(pattern_levels))
+    except InvalidTopic:
+        return  # a name used twice
+    concrete = "/".join("b" if level in ("+", "<x>", "<y>") else level for level in pattern_levels)
+    for name in [concrete, "a/b", "$/a"]:
+        captured = pattern.match(name)
+        assert (captured is not None) is filter_matches(pattern.filter, name)
+        if captured is not None:
+            name_levels = name.split("/")
+            assert captured == {key: name_levels[index] for index, key in pattern.names}
