@@ -9,6 +9,11 @@ threshold set on the page opens an alert; a command sent from the page reaches a
 turns it "acknowledged" on the page. SQLite, the embedded broker, ephemeral
 ports; Playwright's sync API runs in a worker thread so the test's loop keeps
 reading the server's output.
+
+The same story runs twice: on the one-process appliance (``gateway run``), and on
+the scaled deployment, ``gateway web`` and ``gateway mqtt`` as separate processes
+sharing a private redis-server (``REDIS_URL``) and the SQLite file, with
+``MQTT_PUBLIC_ADDRESS`` telling the web process where devices reach the broker.
 """
 
 from __future__ import annotations
@@ -16,14 +21,23 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.example.test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
-from tests.project.processes import demo_admin, free_port, gateway, gateway_env, migrate
+from tests.layers.redis_servers import redis_servers
+from tests.project.processes import (
+    GatewayProcess,
+    demo_admin,
+    free_port,
+    gateway,
+    gateway_env,
+    migrate,
+)
 
 WAIT = WAIT_MS / 1000
 expect.set_options(timeout=WAIT_MS)
@@ -159,6 +173,20 @@ def story(base: str, mqtt: int, username: str, password: str) -> None:
             chromium.close()
 
 
+async def tell(base: str, mqtt: int, processes: Sequence[GatewayProcess]) -> None:
+    """The story against ``processes`` (the first printed the demo admin); then each
+    stops cleanly on SIGTERM, with no traceback in its log."""
+    username, password = await demo_admin(processes[0])
+    try:
+        await asyncio.to_thread(story, base, mqtt, username, password)
+    except AssertionError as exc:
+        logs = "".join(f"\n--- {process.name} log:\n{process.text}" for process in processes)
+        raise AssertionError(f"{exc}{logs}") from None
+    for process in processes:
+        assert await process.stop() == 0, process.text
+        assert "Traceback" not in process.text, process.text
+
+
 async def test_add_a_device_watch_it_alert_and_command_it(tmp_path: Path) -> None:
     web, mqtt = free_port(), free_port()
     env = gateway_env(tmp_path, MQTT_PUBLIC_ADDRESS=f"127.0.0.1:{mqtt}")
@@ -166,10 +194,20 @@ async def test_add_a_device_watch_it_alert_and_command_it(tmp_path: Path) -> Non
     options = ["--port", str(web), "--mqtt-port", str(mqtt), "--demo-admin"]
     async with gateway(env, "run", *options) as process:
         await process.wait_for_log("embedded MQTT broker listening")
-        username, password = await demo_admin(process)
-        try:
-            await asyncio.to_thread(story, f"http://127.0.0.1:{web}", mqtt, username, password)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- gateway log:\n{process.text}") from None
-        assert await process.stop() == 0
-    assert "Traceback" not in process.text, process.text
+        await tell(f"http://127.0.0.1:{web}", mqtt, [process])
+
+
+@pytest.mark.redis
+async def test_the_same_story_with_web_and_mqtt_processes_over_redis(tmp_path: Path) -> None:
+    web, mqtt = free_port(), free_port()
+    with redis_servers(tmp_path, 1) as (redis,):
+        env = gateway_env(tmp_path, REDIS_URL=redis.url)
+        await migrate(env)
+        web_env = {**env, "MQTT_PUBLIC_ADDRESS": f"127.0.0.1:{mqtt}"}
+        async with (
+            gateway(web_env, "web", "--port", str(web), "--demo-admin") as web_process,
+            gateway(env, "mqtt", "--host", "127.0.0.1", "--port", str(mqtt)) as mqtt_process,
+        ):
+            await web_process.wait_for_log("web server listening")
+            await mqtt_process.wait_for_log("embedded MQTT broker listening")
+            await tell(f"http://127.0.0.1:{web}", mqtt, [web_process, mqtt_process])
