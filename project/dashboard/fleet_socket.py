@@ -31,6 +31,7 @@ class FleetSocket(DashboardSocket):
         user = self.scope["user"]
         return bool(user.is_staff) or device["owner_id"] == user.pk
 
-    async def iot_device(self, event: dict[str, Any]) -> None:
-        if self.may_see(event["device"]):
-            await self.send_json({"type": "device", "device": event["device"]})
+    async def iot_devices(self, event: dict[str, Any]) -> None:
+        for device in event["devices"]:
+            if self.may_see(device):
+                await self.send_json({"type": "device", "device": device})

@@ -8,7 +8,8 @@ is JSON- and msgpack-safe. Fields may be added; none is renamed or removed.
 ==========================  ===================================================
 group                       events
 ==========================  ===================================================
-``iot.fleet``               ``iot.device`` (coalesced: <= 10/s per device)
+``iot.fleet``               ``iot.devices``: the summaries due, one batch per
+                            100 ms tick (<= 10/s per device)
 ``iot.device.<device_id>``  ``iot.device``, ``iot.readings`` (batched per
                             100 ms), ``iot.alert``, ``iot.command``,
                             ``iot.bad_payload`` (<= 10/s)
@@ -124,6 +125,15 @@ def device_summary(thing: ThingLike, open_alerts: int) -> DeviceSummary:
 
 def device_event(summary: DeviceSummary) -> Message:
     return {"type": "iot.device", "device": summary}
+
+
+def devices_event(summaries: Sequence[DeviceSummary]) -> Message:
+    """Every summary due at one tick, for the fleet: one message, not one per device.
+
+    A fleet page follows every device; one message per device per tick would make a
+    busy fleet's page fall behind and drop summaries (a card's last one among them).
+    """
+    return {"type": "iot.devices", "devices": list(summaries)}
 
 
 def readings_event(

@@ -3,9 +3,10 @@
 Consumers report what happened with non-blocking calls; one task per process
 sends it to the groups of ``project.iot.events``:
 
-- device summaries (``iot.device`` to ``iot.fleet`` and ``iot.device.<id>``):
-  the latest per device, at most one per ``summary_interval`` (0.1 s) per device,
-  the last one always sent (:class:`~project.iot.coalesce.Throttle`);
+- device summaries: the latest per device, at most one per ``summary_interval``
+  (0.1 s) per device, the last one always sent (:class:`~project.iot.coalesce.Throttle`),
+  as ``iot.device`` to ``iot.device.<id>`` and, all those due at one tick together,
+  as one ``iot.devices`` to ``iot.fleet``;
 - bad-payload notices (``iot.bad_payload``): the same, per device;
 - readings (``iot.readings`` to ``iot.device.<id>``): every reading, batched per
   device every ``readings_interval`` (0.1 s); a batch holding ``readings_limit``
@@ -34,7 +35,13 @@ from gateway.failure_log import FailureLog
 from gateway.layers.base import BaseChannelLayer
 from gateway.types import Message
 from project.iot.coalesce import Batch, Batches, Throttle
-from project.iot.events import FLEET_GROUP, device_event, device_group, readings_event
+from project.iot.events import (
+    FLEET_GROUP,
+    device_event,
+    device_group,
+    devices_event,
+    readings_event,
+)
 from project.iot.state import LiveThing
 
 logger = logging.getLogger("project.iot.live")
@@ -152,8 +159,11 @@ class LiveUpdates:
         bad_payloads: list[tuple[str, Message]],
         readings: list[tuple[str, Batch[Point]]],
     ) -> None:
-        for device_id, thing in summaries:
-            await self.announce(device_event(thing.summary()), FLEET_GROUP, device_group(device_id))
+        if summaries:
+            fleet = [thing.summary() for _, thing in summaries]
+            await self.announce(devices_event(fleet), FLEET_GROUP)
+            for summary in fleet:
+                await self.announce(device_event(summary), device_group(summary["device_id"]))
         for device_id, event in bad_payloads:
             await self.announce(event, device_group(device_id))
         for device_id, batch in readings:

@@ -11,7 +11,12 @@ from gateway.layers import get_channel_layer
 from gateway.testing import WebsocketCommunicator
 from project.asgi import application
 from project.dashboard.device_socket import NOT_FOUND
-from project.iot.events import FLEET_GROUP, device_event, device_group, readings_event
+from project.iot.events import (
+    FLEET_GROUP,
+    device_group,
+    devices_event,
+    readings_event,
+)
 from project.iot.models import Thing
 from project.iot.services import create_thing, summaries
 from tests.project.dashboard.test_consumers import ORIGIN, WAIT, opened, session_of
@@ -42,9 +47,8 @@ async def test_the_fleet_socket_forwards_only_the_members_devices(
     assert [d["device_id"] for d in snapshot["devices"]] == ["fridge-1"]
 
     boiler_summary, fridge_summary = await sync_to_async(summaries)(await _staff_of(things))
-    await announce(device_event(boiler_summary), FLEET_GROUP)
-    await announce(device_event(fridge_summary), FLEET_GROUP)
-    # The boiler's event was sent first: had it been forwarded, it would be this one.
+    await announce(devices_event([boiler_summary, fridge_summary]), FLEET_GROUP)
+    # The boiler comes first in the batch: had it been forwarded, it would be this one.
     assert await socket.receive_json_from(WAIT) == {"type": "device", "device": fridge_summary}
     assert await socket.receive_nothing()
     await socket.disconnect()

@@ -75,7 +75,7 @@ async def test_a_reading_is_stored_and_shown_live(
 async def test_500_readings_take_few_transactions_and_few_summaries(
     application: ASGIApp, thing: Thing, ingest: Ingest, listen: Any
 ) -> None:
-    fleet = await listen(FLEET_GROUP)
+    fleet = await listen(device_group(thing.device_id))
     device = await listen(device_group(thing.device_id))
     telemetry = MqttCommunicator(application, topic(thing, "telemetry"))
     for n in range(500):
@@ -205,7 +205,7 @@ async def test_a_threshold_opens_one_alert_and_clears_it_once(
 async def test_status_and_presence_mark_the_device_online_and_offline(
     application: ASGIApp, thing: Thing, ingest: Ingest, listen: Any
 ) -> None:
-    fleet = await listen(FLEET_GROUP)
+    fleet = await listen(device_group(thing.device_id))
     status = MqttCommunicator(application, topic(thing, "status"))
     await status.send_message(b"online", retain=True)
     assert (await fleet.next("iot.device"))["device"]["online"] is True
@@ -334,7 +334,7 @@ async def test_a_device_stays_online_while_any_of_its_connections_is_open(
     application: ASGIApp, thing: Thing, ingest: Ingest, listen: Any
 ) -> None:
     """A publisher and a command listener: the publisher leaving must not take it offline."""
-    fleet = await listen(FLEET_GROUP)
+    fleet = await listen(device_group(thing.device_id))
     listener, publisher = f"{thing.device_id}-sub", f"{thing.device_id}-pub"
     presence = MqttCommunicator(application, f"$presence/{listener}", role="broker")
     await presence.send_presence(listener, True, username=thing.device_id)

@@ -22,10 +22,10 @@ class Clock:
 async def test_a_device_at_100_messages_a_second_yields_at_most_10_summaries_a_second(
     layer: BaseChannelLayer, listen: Any
 ) -> None:
-    fleet = await listen(FLEET_GROUP)
     clock = Clock()
     live = LiveUpdates(layer, clock=clock)
     thing = live_thing()
+    fleet = await listen(device_group(thing.device_id))
     for tick in range(100):  # a second of messages, one every 10 ms
         clock.now = tick / 100
         thing.last_values = {"n": tick}
@@ -41,6 +41,26 @@ async def test_a_device_at_100_messages_a_second_yields_at_most_10_summaries_a_s
             break
     assert len(summaries) <= 11
     assert await fleet.nothing_more("iot.device")
+
+
+async def test_the_fleet_gets_one_batch_per_tick_for_all_busy_devices(
+    layer: BaseChannelLayer, listen: Any
+) -> None:
+    """50 busy devices: 10 fleet messages a second, not 500 (a page could not keep up)."""
+    fleet = await listen(FLEET_GROUP)
+    clock = Clock()
+    live = LiveUpdates(layer, clock=clock)
+    things = [live_thing(f"dev-{n}") for n in range(50)]
+    for tick in range(10):  # just over a tenth of a second apart: every device is due
+        clock.now = tick * 0.11
+        for thing in things:
+            thing.last_values = {"tick": tick}
+            live.device_changed(thing)
+        await live.send_due()
+    batches = [await fleet.next("iot.devices") for _ in range(10)]
+    assert await fleet.nothing_more("iot.devices")
+    assert [len(batch["devices"]) for batch in batches] == [50] * 10
+    assert {d["last_values"]["tick"] for d in batches[-1]["devices"]} == {9}
 
 
 async def test_every_reading_is_in_some_batch(layer: BaseChannelLayer, listen: Any) -> None:
