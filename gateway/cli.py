@@ -86,33 +86,48 @@ def load_launcher(name: str) -> Launcher | None:
     return launcher
 
 
-def load_application(path: str | None) -> Any:
+def load_application(path: str | None, app_dir: str | None = None) -> Any:
     """Import ``module:attribute``, or ``ASGI_APPLICATION`` when ``path`` is None.
 
-    Django is set up first either way, so the application can use models.
+    As ``daphne``/``uvicorn`` do, ``app_dir`` (default: the current directory) is
+    importable, and the settings may come from the application module itself (its
+    ``os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)``): with the variable unset,
+    the module is imported first. Django is set up before the application is returned,
+    so it can use models.
     """
     import django
+    from django.apps import apps
 
-    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
-        raise ImproperlyConfigured(
-            "DJANGO_SETTINGS_MODULE is not set: export it (e.g. project.settings)"
-        )
-    django.setup()
+    directory = os.path.abspath(app_dir or os.getcwd())
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
     if path is None:
+        _require_settings_module("export it (e.g. project.settings) or name the APP")
+        django.setup()
         from gateway.routing import get_default_application
 
         return get_default_application()
     module_name, _, attribute = path.partition(":")
     if not attribute:
         raise ImproperlyConfigured(f"APP must look like module:attribute, not {path!r}")
+    if os.environ.get("DJANGO_SETTINGS_MODULE"):
+        django.setup()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ImproperlyConfigured(f"APP {path!r}: cannot import {module_name!r} ({exc})") from exc
+    if not apps.ready:
+        _require_settings_module(f"export it, or have {module_name} set it before Django loads")
+        django.setup()
     try:
         return getattr(module, attribute)
     except AttributeError:
         raise ImproperlyConfigured(f"APP {path!r}: {module_name} has no {attribute!r}") from None
+
+
+def _require_settings_module(hint: str) -> None:
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        raise ImproperlyConfigured(f"DJANGO_SETTINGS_MODULE is not set: {hint}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,12 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gateway",
         description="Serve a Django project over HTTP/WebSocket, MQTT and Telegram.",
     )
-    parser.add_argument(
-        "--log-level",
-        default=os.environ.get("GATEWAY_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-        help="logging verbosity (default: info, or $GATEWAY_LOG_LEVEL)",
-    )
+    add_log_level_argument(parser, default=os.environ.get("GATEWAY_LOG_LEVEL", "info"))
+    parser.add_argument("--version", action="version", version=f"gateway {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
@@ -136,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_app_argument(run)
     add_loop_argument(run)
+    add_log_level_argument(run)
     add_demo_admin_argument(run)
     for name in LAUNCHERS:
         launcher = load_launcher(name)
@@ -147,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "worker":
             add_app_argument(command)
         add_loop_argument(command)
+        add_log_level_argument(command)
         if name in SITE_COMMANDS:
             add_demo_admin_argument(command)
         launcher.add_arguments(command)
@@ -177,6 +190,33 @@ def add_app_argument(parser: argparse.ArgumentParser) -> None:
         help="the ASGI application as module:attribute "
         "(default: ASGI_APPLICATION from DJANGO_SETTINGS_MODULE)",
     )
+    parser.add_argument(
+        "--app-dir",
+        default=None,
+        help="the directory APP is imported from (default: the current directory)",
+    )
+
+
+def add_log_level_argument(
+    parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS
+) -> None:
+    """``--log-level``, before the subcommand or after it (where it overrides nothing
+    unless given: ``SUPPRESS`` leaves the value parsed before the subcommand)."""
+    parser.add_argument(
+        "--log-level",
+        default=default,
+        choices=["debug", "info", "warning", "error"],
+        help="logging verbosity (default: info, or $GATEWAY_LOG_LEVEL)",
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gateway")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def add_loop_argument(parser: argparse.ArgumentParser) -> None:
@@ -211,7 +251,7 @@ def build_services(args: argparse.Namespace) -> list[Any]:
         launcher = load_launcher("worker")
         assert launcher is not None  # gateway's own module
         return [launcher.build(None, args)]
-    application = load_application(args.app)
+    application = load_application(args.app, args.app_dir)
     if args.command != "run":
         launcher = load_launcher(args.command)
         assert launcher is not None  # the subcommand exists only when it loaded

@@ -57,7 +57,7 @@ def test_missing_settings_is_one_clear_line() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "gateway: configuration error: DJANGO_SETTINGS_MODULE is not set: "
-        "export it (e.g. project.settings)"
+        "export it (e.g. project.settings) or name the APP"
     ]
 
 
@@ -142,16 +142,25 @@ def test_a_taken_port_is_one_clear_line() -> None:
     assert "address already in use" in errors[0].lower()
 
 
-def start_web(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-    """``gateway web`` on a free port: the process and its output up to "listening"."""
-    environ = dict(
-        os.environ, DJANGO_SETTINGS_MODULE="tests.protocols.websocket.runserver_settings"
-    )
-    environ.update(env or {})
+def start_web(
+    *args: str,
+    env: dict[str, str] | None = None,
+    app: str = "tests.protocols.websocket.runserver_app:application",
+    cwd: Path = ROOT,
+) -> tuple[subprocess.Popen[str], str]:
+    """``gateway web APP`` on a free port: the process and its output up to "listening".
+
+    ``env`` None: the settings of ``app``; else exactly the environment plus ``env``.
+    """
+    environ = dict(os.environ)
+    if env is None:
+        environ["DJANGO_SETTINGS_MODULE"] = "tests.protocols.websocket.runserver_settings"
+    else:
+        environ.pop("DJANGO_SETTINGS_MODULE", None)
+        environ.update(env)
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "web",
-         "tests.protocols.websocket.runserver_app:application", "--port=0", *args],
-        cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "gateway.cli", "web", app, "--port=0", *args],
+        cwd=cwd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert process.stdout is not None
     output = []
@@ -213,3 +222,61 @@ def test_loop_uvloop_without_uvloop_is_one_clear_line(tmp_path: Path) -> None:
     assert stop_web(process) == 0
     assert "listening on http://" in output
     assert "event loop: asyncio." in output
+
+
+def test_version() -> None:
+    result = gateway("--version")
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"gateway \d+\.\d+\.\d+\S*\n", result.stdout)
+
+
+def test_options_work_after_the_subcommand_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GATEWAY_LOG_LEVEL", raising=False)
+    parser = build_parser()
+    assert parser.parse_args(["run", "--log-level", "debug"]).log_level == "debug"
+    assert parser.parse_args(["--log-level", "warning", "web"]).log_level == "warning"
+    assert parser.parse_args(["worker", "--log-level", "error", "x"]).log_level == "error"
+    assert parser.parse_args(["mqtt"]).log_level == "info"
+
+
+SITE = {
+    "mysite/__init__.py": "",
+    "mysite/settings.py": (
+        "SECRET_KEY = 'only-for-this-test'\n"
+        "ALLOWED_HOSTS = ['127.0.0.1']\n"
+        "ROOT_URLCONF = 'mysite.urls'\n"
+        "INSTALLED_APPS = []\n"
+    ),
+    "mysite/urls.py": (
+        "from django.http import HttpResponse\n"
+        "from django.urls import path\n"
+        "urlpatterns = [path('', lambda request: HttpResponse('hello from mysite'))]\n"
+    ),
+    # A stock Django asgi.py: the settings come from the module itself.
+    "mysite/asgi.py": (
+        "import os\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mysite.settings')\n"
+        "from django.core.asgi import get_asgi_application\n"
+        "application = get_asgi_application()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("where", ["project directory", "--app-dir"])
+def test_web_serves_a_project_as_daphne_and_uvicorn_do(tmp_path: Path, where: str) -> None:
+    """``gateway web mysite.asgi:application``, no DJANGO_SETTINGS_MODULE exported."""
+    for name, text in SITE.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    if where == "--app-dir":
+        options, cwd = ("--app-dir", str(tmp_path)), ROOT
+    else:
+        options, cwd = (), tmp_path
+    process, output = start_web(*options, env={}, app="mysite.asgi:application", cwd=cwd)
+    try:
+        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", output)
+        assert found, output
+        response = httpx.get(f"http://127.0.0.1:{found.group(1)}/", timeout=5)
+        assert response.text == "hello from mysite"
+    finally:
+        assert stop_web(process) == 0
