@@ -220,13 +220,22 @@ def _version() -> str:
 
 
 def add_loop_argument(parser: argparse.ArgumentParser) -> None:
-    from protocols.runner import LOOPS
+    """``--loop`` and ``--shutdown-timeout``: how every server process runs and stops."""
+    from protocols.runner import DEFAULT_SHUTDOWN_TIMEOUT, LOOPS
 
     parser.add_argument(
         "--loop",
         choices=LOOPS,
         default="auto",
         help="event loop: uvloop, asyncio's own, or auto (default: uvloop when installed)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=DEFAULT_SHUTDOWN_TIMEOUT,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long every service together may take to finish "
+        "in-flight work before it is cancelled (default: %(default)g)",
     )
 
 
@@ -323,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def announce() -> None:
             print(ready_summary(args.command, services, site, admin), flush=True)
 
-        serve(services, loop=args.loop, started=announce)
+        serve(services, loop=args.loop, shutdown_timeout=args.shutdown_timeout, started=announce)
     except (ImproperlyConfigured, EventLoopUnavailable) as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -237,6 +237,19 @@ def test_options_work_after_the_subcommand_too(monkeypatch: pytest.MonkeyPatch) 
     assert parser.parse_args(["--log-level", "warning", "web"]).log_level == "warning"
     assert parser.parse_args(["worker", "--log-level", "error", "x"]).log_level == "error"
     assert parser.parse_args(["mqtt"]).log_level == "info"
+    assert parser.parse_args(["run", "--shutdown-timeout", "3"]).shutdown_timeout == 3.0
+    assert parser.parse_args(["web"]).shutdown_timeout == 10.0
+
+
+def test_the_shutdown_timeout_is_the_bound_announced_at_stop() -> None:
+    process, _ = start_web("--shutdown-timeout", "2.5")
+    try:
+        process.send_signal(signal.SIGTERM)
+        assert process.stdout is not None
+        rest = process.stdout.read()  # to the end: the process exits
+    finally:
+        assert stop_web(process) == 0
+    assert "shutting down (at most 2.5s)" in rest
 
 
 SITE = {
