@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.utils import timezone
 
@@ -65,6 +65,8 @@ from project.iot.payloads import (
 from project.iot.state import LiveThing, ThingRegistry, load_thing
 from project.iot.writer import ReadingWriter
 from project.traffic import traffic
+
+T = TypeVar("T")
 
 logger = logging.getLogger("project.iot")
 
@@ -152,15 +154,10 @@ class Ingest:
 
     async def telemetry(self, device_id: str, topic: str, payload: bytes) -> None:
         at = self.now()
-        thing = await self._received(device_id)
-        try:
-            values = parse_telemetry(payload, self.limits)
-        except BadPayload as bad:
-            self._refused(thing, device_id, topic, payload, bad.reason, at)
+        parsed = await self._parse(device_id, topic, payload, at, parse_telemetry)
+        if parsed is None:
             return
-        if thing is None:
-            self._unknown(device_id, topic)
-            return
+        thing, values = parsed
         self._traffic(device_id, topic, describe(values))
         await self.writer.add(thing.pk, at, values)
         came_online = not thing.online
@@ -182,15 +179,12 @@ class Ingest:
 
     async def status(self, device_id: str, topic: str, payload: bytes) -> None:
         at = self.now()
-        thing = await self._received(device_id)
-        try:
-            online = parse_status(payload)
-        except BadPayload as bad:
-            self._refused(thing, device_id, topic, payload, bad.reason, at)
+        parsed = await self._parse(
+            device_id, topic, payload, at, lambda data, _: parse_status(data)
+        )
+        if parsed is None:
             return
-        if thing is None:
-            self._unknown(device_id, topic)
-            return
+        thing, online = parsed
         state = "online" if online else "offline"
         self._traffic(device_id, topic, state)
         self._set_presence(thing, online, at)
@@ -219,15 +213,12 @@ class Ingest:
 
     async def command_ack(self, device_id: str, topic: str, payload: bytes) -> None:
         at = self.now()
-        thing = await self._received(device_id)
-        try:
-            ack = parse_ack(payload, self.limits.max_bytes)
-        except BadPayload as bad:
-            self._refused(thing, device_id, topic, payload, bad.reason, at)
+        parsed = await self._parse(
+            device_id, topic, payload, at, lambda data, limits: parse_ack(data, limits.max_bytes)
+        )
+        if parsed is None:
             return
-        if thing is None:
-            self._unknown(device_id, topic)
-            return
+        thing, ack = parsed
         outcome = "ok" if ack.ok else f"failed: {ack.reason}"
         self._traffic(device_id, topic, f"ack {ack.command_id} {outcome}")
         thing.last_seen = at
@@ -252,9 +243,27 @@ class Ingest:
         if self.live.layer is not None:
             traffic.emit("mqtt", "in", topic, summary, device=device_id)
 
-    async def _received(self, device_id: str) -> LiveThing | None:
+    async def _parse(
+        self,
+        device_id: str,
+        topic: str,
+        payload: bytes,
+        at: datetime,
+        parse: Callable[[bytes, Limits], T],
+    ) -> tuple[LiveThing, T] | None:
+        """The device and its parsed message; None once a bad payload or an unknown
+        device has been counted and reported (a bad payload counts even then)."""
         self.stats.messages += 1
-        return await self.things.get(device_id)
+        thing = await self.things.get(device_id)
+        try:
+            parsed = parse(payload, self.limits)
+        except BadPayload as bad:
+            self._refused(thing, device_id, topic, payload, bad.reason, at)
+            return None
+        if thing is None:
+            self._unknown(device_id, topic)
+            return None
+        return thing, parsed
 
     def _unknown(self, device_id: str, topic: str) -> None:
         self.stats.unknown_devices += 1
