@@ -75,9 +75,10 @@ async def redis_server() -> AsyncIterator[RedisServer]:
 
 
 class Forwarder(AsyncMqttConsumer):
-    """Forwards each message to the group "readings"; reports every attempt."""
+    """Forwards each message to the group "readings"; reports every attempt and success."""
 
     attempts: asyncio.Queue[bytes] | None = None
+    forwarded: asyncio.Queue[bytes] | None = None
 
     async def receive(self, topic: str, payload: bytes, **details: Any) -> None:
         assert self.attempts is not None
@@ -85,11 +86,16 @@ class Forwarder(AsyncMqttConsumer):
         await self.channel_layer.group_send(
             "readings", {"type": "test.reading", "payload": payload}
         )
+        if self.forwarded is not None:
+            self.forwarded.put_nowait(payload)
 
 
-def forwarding(unique: str, attempts: asyncio.Queue[bytes]) -> TopicRouter:
-    """QoS 1 messages on ``<unique>/in/<n>`` to a Forwarder reporting on ``attempts``."""
-    return TopicRouter([topic(f"{unique}/in/<n>", Forwarder.as_asgi(attempts=attempts), qos=1)])
+def forwarding(
+    unique: str, attempts: asyncio.Queue[bytes], forwarded: asyncio.Queue[bytes] | None = None
+) -> TopicRouter:
+    """QoS 1 messages on ``<unique>/in/<n>`` to a Forwarder reporting on the queues."""
+    consumer = Forwarder.as_asgi(attempts=attempts, forwarded=forwarded)
+    return TopicRouter([topic(f"{unique}/in/<n>", consumer, qos=1)])
 
 
 def redis_layer_settings(settings: Any, port: int, prefix: str) -> None:
@@ -158,7 +164,8 @@ async def test_a_message_that_failed_on_a_down_layer_is_retried_until_it_is_back
     watcher = await layer.new_channel()
     await layer.group_add("readings", watcher)
     attempts: asyncio.Queue[bytes] = asyncio.Queue()
-    application = forwarding(unique, attempts)
+    forwarded: asyncio.Queue[bytes] = asyncio.Queue()
+    application = forwarding(unique, attempts, forwarded)
     await serve(application, BridgeLink(BridgeConfig.from_url(mosquitto_url)))
     device = devices(urlsplit(mosquitto_url).port or 1883)
     await device.connect()
@@ -167,6 +174,9 @@ async def test_a_message_that_failed_on_a_down_layer_is_retried_until_it_is_back
             await device.publish(f"{unique}/in/1", "before", qos=1)
             assert (await layer.receive(watcher))["payload"] == b"before"
             assert await attempts.get() == b"before"
+            # Kill Redis only once the consumer has the reply: a kill racing it would
+            # lose the reply, and the message would rightly be tried again (QoS 1).
+            assert await forwarded.get() == b"before"
 
             await redis_server.kill()
             await device.publish(f"{unique}/in/1", "during", qos=1)
