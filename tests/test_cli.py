@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.botapi import BotAPIServer
 from gateway.cli import LAUNCHERS, build_parser, build_services
 from gateway.routing import ProtocolTypeRouter
-from gateway.testing.botapi import BotAPIServer
 from gateway.types import Receive, Scope, Send
 from protocols.runner import run_services
 from tests.protocols.telegram.test_seed import ChattyBotConsumer

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from gateway import metrics
+from gateway.botapi import BotAPIServer
 from gateway.layers import get_channel_layer
 from gateway.layers.stats import LayerStats
 from gateway.metrics import (
@@ -30,7 +31,6 @@ from gateway.metrics import (
     health_event,
 )
 from gateway.routing import ProtocolTypeRouter, TopicRouter, topic
-from gateway.testing.botapi import BotAPIServer
 from gateway.types import Receive, Scope, Send
 from protocols.mqtt.broker import BrokerLink
 from protocols.mqtt.server import MqttServer

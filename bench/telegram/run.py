@@ -32,8 +32,8 @@ settings.configure(
 )
 django.setup()
 
+from gateway.botapi import BotAPIServer  # noqa: E402
 from gateway.consumer import AsyncConsumer, SyncConsumer  # noqa: E402
-from gateway.testing.botapi import BotAPIServer  # noqa: E402
 from protocols.telegram.flood import FloodLimits  # noqa: E402
 from protocols.telegram.server import BotConfig, ServerOptions, TelegramServer  # noqa: E402
 from telegram import Update  # noqa: E402

@@ -18,9 +18,9 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway.botapi import BotAPIServer
 from gateway.conf import setting
 from gateway.startup import Summary
-from gateway.testing.botapi import BotAPIServer
 from protocols.http_routes import HttpRoute
 from protocols.service import Service
 from protocols.telegram.client import DEFAULT_API_URL

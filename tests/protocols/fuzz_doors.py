@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from websockets.asyncio.client import connect
 
-from gateway.testing.botapi import BotAPIServer
+from gateway.botapi import BotAPIServer
 from gateway.types import Receive, Scope, Send
 from protocols.telegram.flood import FloodLimits
 from protocols.telegram.server import BotConfig, ServerOptions, TelegramServer

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.testing.botapi import BotAPIServer
+from gateway.botapi import BotAPIServer
 from gateway.types import Receive, Scope, Send
 from protocols.telegram.flood import FloodLimits
 from protocols.telegram.server import BotConfig, ServerOptions, TelegramServer

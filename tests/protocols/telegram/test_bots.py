@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from gateway.botapi import BotAPIServer
 from gateway.generic.telegram import AsyncTelegramConsumer, TelegramConsumer
 from gateway.routing import BotRouter, ProtocolTypeRouter
-from gateway.testing.botapi import BotAPIServer
 from protocols.telegram.webhook import WebhookApp
 from tests.protocols.telegram.conftest import serving, serving_webhook
 

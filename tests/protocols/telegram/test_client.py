@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gateway.testing.botapi.http import HttpServer, Request, Response
+from gateway.botapi.http import HttpServer, Request, Response
 from protocols.telegram.client import BotApiError, BotConnection, LaneRequest
 
 TOKEN = "123456:test-token"

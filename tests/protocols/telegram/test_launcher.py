@@ -9,9 +9,9 @@ import httpx
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway.botapi import BotAPIServer
 from gateway.cli import build_parser, build_services
 from gateway.routing import ProtocolTypeRouter
-from gateway.testing.botapi import BotAPIServer
 from protocols.runner import run_services
 from protocols.telegram import launcher
 from protocols.telegram.server import TelegramServer

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.botapi import BotAPIServer, FloodLimits
 from gateway.consumer import AsyncConsumer
 from gateway.exceptions import StopConsumer
 from gateway.layers import get_channel_layer
-from gateway.testing.botapi import BotAPIServer, FloodLimits
 from tests.protocols.telegram.conftest import serving
 
 

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
+from gateway.botapi import BotAPIServer
 from gateway.consumer import SyncConsumer
 from gateway.routing import ProtocolTypeRouter
-from gateway.testing.botapi import BotAPIServer
 from tests.protocols.telegram.conftest import serving, serving_webhook
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.testing.botapi import BotAPIServer
+from gateway.botapi import BotAPIServer
 from gateway.types import Receive, Scope, Send
 from protocols.telegram.webhook import MAX_BODY, WebhookApp
 from protocols.websocket import Config, WebServer

@@ -41,12 +41,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from gateway.botapi.http import HttpServer, Request, Response
+from gateway.botapi.params import BadParams, Upload, parse
+from gateway.botapi.state import ApiError, BotState, Poll, Webhook
 from gateway.telegram.events import update_kind
-from gateway.testing.botapi.http import HttpServer, Request, Response
-from gateway.testing.botapi.params import BadParams, Upload, parse
-from gateway.testing.botapi.state import ApiError, BotState, Poll, Webhook
 
-logger = logging.getLogger("gateway.testing.botapi")
+logger = logging.getLogger("gateway.botapi")
 
 _PATH = re.compile(r"^/bot(?P<token>[0-9]+:[A-Za-z0-9_-]+)/(?P<method>[A-Za-z]+)$")
 _USER_PATH = re.compile(r"^/_user/(?P<bot>[A-Za-z0-9_]+)/(?P<action>message|press|sent)$")

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-logger = logging.getLogger("gateway.testing.botapi")
+logger = logging.getLogger("gateway.botapi")
 
 MAX_PENDING = 100_000
 #: The call log (for assertions) keeps the most recent calls only.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import h11
 
-logger = logging.getLogger("gateway.testing.botapi")
+logger = logging.getLogger("gateway.botapi")
 
 #: Larger bodies get 413 (the Bot API accepts photos up to 10 MB).
 MAX_BODY = 20 * 1024 * 1024

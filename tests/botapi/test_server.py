@@ -10,8 +10,8 @@ import pytest
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from gateway.testing.botapi import BotAPIServer, FloodLimits
-from gateway.testing.botapi.http import HttpServer, Request, Response
+from gateway.botapi import BotAPIServer, FloodLimits
+from gateway.botapi.http import HttpServer, Request, Response
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Tests of gateway.botapi: the local Bot API server, checked against python-telegram-bot."""
