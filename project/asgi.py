@@ -3,7 +3,9 @@
 Every WebSocket passes the Origin check and has its session's user resolved before
 a route sees it; the dashboard's sockets then admit logged-in users only
 (``project.dashboard.sockets``). :class:`~project.traffic.TrafficTap` reports
-WebSocket and Telegram traffic to the traffic log.
+WebSocket and Telegram traffic to the traffic log. The bot (``project.chatbot``)
+answers each conversation with the Django session and user of its chat; its worker
+channel delivers alerts to the chats subscribed to them.
 """
 
 import os
@@ -18,9 +20,11 @@ from django.core.asgi import get_asgi_application
 django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
 
 from gateway.auth import AuthMiddlewareStack  # noqa: E402
-from gateway.routing import ProtocolTypeRouter, TopicRouter, URLRouter  # noqa: E402
+from gateway.routing import ChannelNameRouter, ProtocolTypeRouter, TopicRouter, URLRouter  # noqa: E402
 from gateway.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from project.consumers import ChattyBotConsumer  # noqa: E402
+from gateway.telegram.middleware import TelegramMiddlewareStack  # noqa: E402
+from project.chatbot.bot import DeviceBot  # noqa: E402
+from project.chatbot.notify import NOTIFY_CHANNEL, ChatNotifier  # noqa: E402
 from project.dashboard.routing import websocket_routes  # noqa: E402
 from project.iot.routing import mqtt_routes  # noqa: E402
 from project.traffic import TrafficTap  # noqa: E402
@@ -32,7 +36,9 @@ application = ProtocolTypeRouter(
             AuthMiddlewareStack(TrafficTap(URLRouter(websocket_routes)))
         ),
         "mqtt": TopicRouter(mqtt_routes),
-        # The traffic log sees the bot's conversations; the seed consumer stays as written.
-        "telegram": TrafficTap(ChattyBotConsumer.as_asgi()),
+        # Each conversation has its Django session; the traffic log sees the bot's traffic.
+        "telegram": TrafficTap(TelegramMiddlewareStack(DeviceBot.as_asgi())),
+        # The bot's worker: alerts and command outcomes to chats (`gateway worker chatbot.notify`).
+        "channel": ChannelNameRouter({NOTIFY_CHANNEL: ChatNotifier.as_asgi()}),
     }
 )

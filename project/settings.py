@@ -25,6 +25,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from project.chatbot.menu import COMMANDS as BOT_COMMANDS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("GATEWAY_DATA_DIR", BASE_DIR / "var"))
 
@@ -71,16 +73,26 @@ def database() -> dict[str, object]:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
 
 
+#: Room for bursts on the fixed channels the bot's alerts cross: a thousand alerts at
+#: once wait there for the worker and for Telegram's flood limits, none is refused.
+BURST_CAPACITY = {"chatbot.notify": 10_000, "telegram.send": 10_000}
+
+
 def channel_layers() -> dict[str, dict[str, object]]:
     url = os.environ.get("REDIS_URL")
     if not url:
-        return {"default": {"BACKEND": "gateway.layers.InMemoryChannelLayer"}}
+        return {
+            "default": {
+                "BACKEND": "gateway.layers.InMemoryChannelLayer",
+                "CONFIG": {"channel_capacity": BURST_CAPACITY},
+            }
+        }
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured("REDIS_URL must start with redis://, rediss:// or unix://")
     return {
         "default": {
             "BACKEND": "gateway.layers.redis.RedisChannelLayer",
-            "CONFIG": {"hosts": [url]},
+            "CONFIG": {"hosts": [url], "channel_capacity": BURST_CAPACITY},
         }
     }
 
@@ -102,6 +114,7 @@ INSTALLED_APPS = [
     "gateway.telegram",
     "project.iot",
     "project.dashboard",
+    "project.chatbot",
 ]
 
 MIDDLEWARE = [
@@ -142,6 +155,10 @@ LOGOUT_REDIRECT_URL = "login"
 MQTT_URL = os.environ.get("MQTT_URL") or None
 TELEGRAM_BOT_TOKEN = os.environ.get("TELEGRAM_BOT_TOKEN") or None
 TELEGRAM_API_URL = os.environ.get("TELEGRAM_API_URL", "https://api.telegram.org/bot")
+# The bot's command menu, set on Telegram whenever the Telegram server starts.
+TELEGRAM_COMMANDS = BOT_COMMANDS
+# Alerts and command updates also go, each exactly once, to the bot's worker channel.
+IOT_NOTIFY_CHANNELS = ["chatbot.notify"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "gateway.telegram",
     "project.iot",
     "project.dashboard",
+    "project.chatbot",
     "tests.example",  # the example chat project: its room page template
 ]
 

@@ -46,7 +46,14 @@ _INT_FIELDS = frozenset(
 )
 _BOOL_FIELDS = frozenset({"show_alert", "drop_pending_updates", "disable_notification"})
 _JSON_FIELDS = frozenset(
-    {"reply_markup", "allowed_updates", "entities", "reply_parameters", "link_preview_options"}
+    {
+        "reply_markup",
+        "allowed_updates",
+        "entities",
+        "reply_parameters",
+        "link_preview_options",
+        "commands",
+    }
 )
 
 

@@ -49,6 +49,8 @@ from gateway.telegram.events import update_kind
 logger = logging.getLogger("gateway.botapi")
 
 _PATH = re.compile(r"^/bot(?P<token>[0-9]+:[A-Za-z0-9_-]+)/(?P<method>[A-Za-z]+)$")
+#: A menu command: 1-32 lowercase letters, digits and underscores (Bot API ``BotCommand``).
+_MENU_COMMAND = re.compile(r"[a-z0-9_]{1,32}")
 _USER_PATH = re.compile(r"^/_user/(?P<bot>[A-Za-z0-9_]+)/(?P<action>message|press|sent)$")
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _CHAT_ACTIONS = frozenset(
@@ -136,6 +138,9 @@ class BotAPIServer:
             "editMessageText": self._edit_message_text,
             "answerCallbackQuery": self._answer_callback_query,
             "sendChatAction": self._send_chat_action,
+            "setMyCommands": self._set_my_commands,
+            "getMyCommands": self._get_my_commands,
+            "deleteMyCommands": self._delete_my_commands,
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
@@ -388,6 +393,29 @@ class BotAPIServer:
             raise ApiError(400, "Bad Request: chat not found")
         if params.get("action") not in _CHAT_ACTIONS:
             raise ApiError(400, "Bad Request: wrong parameter action in request")
+        return True
+
+    async def _set_my_commands(self, state: BotState, params: dict[str, Any]) -> Any:
+        commands = params.get("commands")
+        if not isinstance(commands, list) or len(commands) > 100:
+            raise ApiError(400, "Bad Request: can't parse commands JSON object")
+        menu = []
+        for entry in commands:
+            command = entry.get("command") if isinstance(entry, dict) else None
+            description = entry.get("description") if isinstance(entry, dict) else None
+            if not isinstance(command, str) or not _MENU_COMMAND.fullmatch(command):
+                raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not isinstance(description, str) or not 1 <= len(description) <= 256:
+                raise ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+            menu.append({"command": command, "description": description})
+        state.commands = menu
+        return True
+
+    async def _get_my_commands(self, state: BotState, params: dict[str, Any]) -> Any:
+        return list(state.commands)
+
+    async def _delete_my_commands(self, state: BotState, params: dict[str, Any]) -> Any:
+        state.commands = []
         return True
 
     async def _set_webhook(self, state: BotState, params: dict[str, Any]) -> Any:

@@ -75,6 +75,8 @@ class BotState:
         self.sent: dict[int, list[dict[str, Any]]] = {}
         self.calls: deque[tuple[str, dict[str, Any]]] = deque(maxlen=MAX_CALLS)
         self.open_callback_queries: set[str] = set()
+        #: The command menu (``setMyCommands``), as the Bot API returns it.
+        self.commands: list[dict[str, str]] = []
         self.changed = asyncio.Condition()
         self.new_update = asyncio.Event()
 

@@ -16,6 +16,9 @@ setting                    default     meaning
 ``IOT_MAX_METRICS``        32          most metrics in one telemetry payload
 ``IOT_WRITE_INTERVAL``     0.5         seconds a reading may wait before it is written
 ``IOT_WRITE_BATCH``        500         readings that make the writer flush at once
+``IOT_NOTIFY_CHANNELS``    ``[]``      channel names that get every ``iot.alert`` and
+                                       ``iot.command`` once (groups reach every member:
+                                       a worker channel reaches one receiver)
 =========================  ==========  ===============================================
 """
 
@@ -36,6 +39,7 @@ class IotSettings:
     max_metrics: int
     write_interval: float
     write_batch: int
+    notify_channels: tuple[str, ...]
 
 
 def _checked(name: str, value: object, *, minimum: float, integer: bool = False) -> float:
@@ -60,6 +64,13 @@ def _retention() -> timedelta:
     return value
 
 
+def _channel_names(name: str) -> tuple[str, ...]:
+    value = getattr(settings, name, ())
+    if isinstance(value, str) or not all(isinstance(item, str) and item for item in value):
+        raise ImproperlyConfigured(f"{name} must be a list of channel names, not {value!r}")
+    return tuple(value)
+
+
 def iot_settings() -> IotSettings:
     """The current settings (read on every call: cheap, and ``override_settings`` works)."""
     return IotSettings(
@@ -69,4 +80,5 @@ def iot_settings() -> IotSettings:
         max_metrics=int(_setting("IOT_MAX_METRICS", 32, minimum=1, integer=True)),
         write_interval=_setting("IOT_WRITE_INTERVAL", 0.5, minimum=0.001),
         write_batch=int(_setting("IOT_WRITE_BATCH", 500, minimum=1, integer=True)),
+        notify_channels=_channel_names("IOT_NOTIFY_CHANNELS"),
     )

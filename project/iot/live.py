@@ -30,11 +30,12 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from gateway.exceptions import ChannelLayerUnavailable
+from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
 from gateway.failure_log import FailureLog
 from gateway.layers.base import BaseChannelLayer
 from gateway.types import Message
 from project.iot.coalesce import Batch, Batches, Throttle
+from project.iot.conf import iot_settings
 from project.iot.events import (
     FLEET_GROUP,
     device_event,
@@ -50,9 +51,17 @@ Point = tuple[str, Mapping[str, float]]
 
 
 async def broadcast(layer: BaseChannelLayer, event: Message, groups: Iterable[str]) -> None:
-    """``group_send`` ``event`` to each of ``groups``."""
+    """``group_send`` ``event`` to each of ``groups``, then ``send`` it to each
+    ``IOT_NOTIFY_CHANNELS`` channel.
+
+    Groups reach every member, in every process; a channel reaches one receiver.
+    Whoever must act on an alert or a command once (the bot messaging a chat) listens
+    on a notify channel, never on a group.
+    """
     for group in groups:
         await layer.group_send(group, event)
+    for channel in iot_settings().notify_channels:
+        await layer.send(channel, event)
 
 
 class LiveUpdates:
@@ -109,7 +118,7 @@ class LiveUpdates:
             return
         try:
             await broadcast(self.layer, event, groups)
-        except ChannelLayerUnavailable as exc:
+        except (ChannelFull, ChannelLayerUnavailable) as exc:
             self.outages.repeated(
                 f"{event['type']} unsent", f"iot: {event['type']} not sent: {exc}"
             )

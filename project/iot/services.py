@@ -104,7 +104,7 @@ def _announce(event: Message, *groups: str) -> None:
         return
     try:
         async_to_sync(broadcast)(layer, event, groups)
-    except ChannelLayerUnavailable as exc:
+    except (ChannelFull, ChannelLayerUnavailable) as exc:
         logger.warning("iot: %s not announced: %s", event["type"], exc)
 
 

@@ -135,7 +135,20 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         connections=args.telegram_connections,
         allowed_updates=_split(args.telegram_allowed_updates),
         flood_limits=FloodLimits.off() if args.no_flood_control else FloodLimits(),
+        commands=command_menu(),
     )
+
+
+def command_menu() -> list[tuple[str, str]]:
+    """``TELEGRAM_COMMANDS``: ``{command: description}``, the menu each bot gets at start."""
+    menu = setting("TELEGRAM_COMMANDS", {})
+    if not isinstance(menu, dict) or not all(
+        isinstance(c, str) and isinstance(d, str) and c and d for c, d in menu.items()
+    ):
+        raise ImproperlyConfigured(
+            "TELEGRAM_COMMANDS must map command names to descriptions, not " + repr(menu)
+        )
+    return list(menu.items())
 
 
 def build(application: Any, args: argparse.Namespace) -> Service:

@@ -91,6 +91,8 @@ class ServerOptions:
     channel_layer: str | None = "default"
     #: Messages from ``telegram.send`` being sent at once (backpressure beyond that).
     send_concurrency: int = 100
+    #: The command menu (``setMyCommands``) set at start: ``(command, description)`` pairs.
+    commands: Sequence[tuple[str, str]] = ()
 
 
 class BotRunner:
@@ -134,7 +136,8 @@ class BotRunner:
         return f"@{self.identity.username}" if self.identity.username else "bot"
 
     async def start(self) -> None:
-        """``getMe``, then start polling or set the webhook; raises if the API refuses."""
+        """``getMe``, then start polling or set the webhook, and set the command menu;
+        raises if the API refuses."""
         try:
             me = await self._get_me()
             self.identity = BotIdentity(int(me["id"]), str(me.get("username") or me["id"]))
@@ -142,6 +145,9 @@ class BotRunner:
                 await self.client.call("setWebhook", self._webhook_params())
             else:
                 await self.client.call("deleteWebhook", {})
+            if self.options.commands:
+                menu = [{"command": c, "description": d} for c, d in self.options.commands]
+                await self.client.call("setMyCommands", {"commands": menu})
         except BaseException:
             await self.connection.close()
             raise

@@ -1,0 +1,1 @@
+"""The chatbot backend: a Telegram bot to watch and command the IoT devices (docs/chatbot.md)."""
