@@ -65,6 +65,10 @@ class Launcher(Protocol):
 #: Subcommands whose process serves the project's pages (the dashboard, the admin).
 SITE_COMMANDS = ("run", "web")
 
+#: Subcommands of processes that may have no web server: they serve the health
+#: probes on ``--health-port`` instead (protocols.readiness).
+PROBED_COMMANDS = ("mqtt", "telegram", "worker")
+
 #: Subcommand -> launcher module. Order is the start order of ``gateway run``.
 LAUNCHERS = {
     "web": "protocols.websocket.launcher",
@@ -162,8 +166,44 @@ def build_parser() -> argparse.ArgumentParser:
         add_log_level_argument(command)
         if name in SITE_COMMANDS:
             add_demo_admin_argument(command)
+        if name in PROBED_COMMANDS:
+            add_health_arguments(command)
         launcher.add_arguments(command)
+    add_check_command(sub)
     return parser
+
+
+def add_health_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve /healthz and /readyz on this port (default: off)",
+    )
+    parser.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        help="address for --health-port (default: %(default)s; 0.0.0.0 for probes "
+        "from outside, e.g. Kubernetes)",
+    )
+
+
+def add_check_command(sub: Any) -> None:
+    check = sub.add_parser(
+        "check",
+        help="ask a running gateway process whether it is ready (exit 1 with the reason if not)",
+        description="GET /readyz (or /healthz with --live) from a gateway process on this "
+        "machine: its web server's port, or the --health-port of the others. Exits 0 when "
+        "it answers 200, else 1 and prints why: for container health checks.",
+    )
+    check.add_argument("--host", default="127.0.0.1", help="(default: %(default)s)")
+    check.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    check.add_argument("--live", action="store_true", help="ask /healthz: only that it runs")
+    check.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait (default: %(default)g)"
+    )
+    add_log_level_argument(check)
 
 
 class _GroupAdapter:
@@ -256,19 +296,17 @@ def build_services(args: argparse.Namespace) -> list[Any]:
     for those routes alone, started before the service so the routes answer as
     soon as the service announces them (e.g. ``setWebhook``).
     """
-    if args.command == "worker":
-        launcher = load_launcher("worker")
-        assert launcher is not None  # gateway's own module
-        return [launcher.build(None, args)]
-    application = load_application(args.app, args.app_dir)
     if args.command != "run":
         launcher = load_launcher(args.command)
         assert launcher is not None  # the subcommand exists only when it loaded
-        service = launcher.build(application, args)
+        if args.command == "worker":
+            return with_probes([launcher.build(None, args)], args)
+        service = launcher.build(load_application(args.app, args.app_dir), args)
         route = http_route(launcher, service, args)
         if route is None:
-            return [service]
-        return [route_server(route), service]
+            return with_probes([service], args)
+        return with_probes([route_server(route), service], args)
+    application = load_application(args.app, args.app_dir)
     built: dict[str, Any] = {}
     routes: dict[str, ASGIApp] = {}
     for name in LAUNCHERS:
@@ -289,13 +327,37 @@ def build_services(args: argparse.Namespace) -> list[Any]:
         raise ImproperlyConfigured("webhooks need gateway's web server, which is not installed")
     if not built:
         raise ImproperlyConfigured("the application routes to no protocol gateway can serve")
-    return [built[name] for name in LAUNCHERS if name in built]
+    services = [built[name] for name in LAUNCHERS if name in built]
+    watch_readiness(services)
+    return services
 
 
 def http_route(launcher: Launcher, service: Any, args: argparse.Namespace) -> HttpRoute | None:
     """The :class:`~protocols.http_routes.HttpRoute` ``service`` needs served, or None."""
     describe = getattr(launcher, "http_route", None)
     return describe(service, args) if describe is not None else None
+
+
+def with_probes(services: list[Any], args: argparse.Namespace) -> list[Any]:
+    """``services``, led by a web server for the health probes alone when
+    ``--health-port`` asks for one; every web server among them checks them all."""
+    port = getattr(args, "health_port", None)
+    if port is not None:
+        from protocols.websocket.server import ProbeServer
+
+        services = [ProbeServer(args.health_host, port), *services]
+    watch_readiness(services)
+    return services
+
+
+def watch_readiness(services: Sequence[Any]) -> None:
+    """Each web server's ``/readyz`` also checks every other service of the process."""
+    for server in services:
+        readiness = getattr(server, "readiness", None)
+        if readiness is not None:
+            for service in services:
+                if service is not server:
+                    readiness.watch(service)
 
 
 def route_server(route: HttpRoute) -> Service:
@@ -320,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    if args.command == "check":
+        return check(args)
     from protocols.health import HealthService
     from protocols.runner import EventLoopUnavailable, ServiceStartError, serve
 
@@ -342,6 +406,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    """``gateway check``: 0 when the process answers 200, else 1 with the reason."""
+    from protocols.readiness import LIVE_PATH, READY_PATH, probe
+
+    url = f"http://{args.host}:{args.port}{LIVE_PATH if args.live else READY_PATH}"
+    ok, answer = probe(url, args.timeout)
+    print(answer.rstrip("\n"), file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,15 @@ class Service(abc.ABC):
     @abc.abstractmethod
     async def stop(self, timeout: float) -> None: ...
 
+    async def ready(self) -> str | None:
+        """None when what this service depends on answers now, else why not, in a few
+        words and without secrets (``/readyz``: :mod:`protocols.readiness`).
+
+        Services with no dependency beyond the channel layer and the database (which
+        the probe checks itself) keep this default.
+        """
+        return None
+
     def describe(self, summary: Summary) -> None:
         """Add what a person needs to know once it serves: addresses, risky settings.
 

@@ -186,6 +186,14 @@ class MqttServer(Service):
         if self._unregister is not None:
             self._unregister()
 
+    async def ready(self) -> str | None:
+        """Not ready while the bridge is disconnected from its broker (or the embedded
+        broker does not listen)."""
+        if self.link.connected:
+            return None
+        info = self.link.broker_info
+        return f"{self.link.role} link to {info.get('host')}:{info.get('port')} is down"
+
     def describe(self, summary: Summary) -> None:
         self.link.describe(summary)
 

@@ -135,6 +135,8 @@ class BotRunner:
     def name(self) -> str:
         return f"@{self.identity.username}" if self.identity.username else "bot"
 
+        #: Why the last ``getUpdates`` failed; None once one succeeds (``/readyz``).
+        self.poll_error: str | None = None
     async def start(self) -> None:
         """``getMe``, then start polling or set the webhook, and set the command menu;
         raises if the API refuses."""
@@ -259,7 +261,9 @@ class BotRunner:
                     "getUpdates", params, timeout=self.options.poll_timeout + 10
                 )
             except TelegramError as exc:
-                self._report_poll_error(as_api_error(exc), delay)
+                error = as_api_error(exc)
+                self.poll_error = f"{self.name}: getUpdates failed ({error})"
+                self._report_poll_error(error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.max_backoff)
                 continue
@@ -269,6 +273,7 @@ class BotRunner:
                 offset = int(update["update_id"]) + 1
 
     def _report_poll_error(self, error: BotApiError, delay: float) -> None:
+            self.poll_error = None
         if error.error_code == 409:
             logger.error(
                 "%s: getUpdates conflict (409): %s. Another process polls with this token, "
@@ -379,6 +384,12 @@ class TelegramServer(Service):
         for runner in self.runners:
             where = f" at {runner.config.webhook_url}" if runner.config.webhook_url else ""
             summary.add("Telegram", f"{runner.name} by {self.options.transport}{where}")
+
+    async def ready(self) -> str | None:
+        """Not ready while a bot's last ``getUpdates`` failed (the Bot API is unreachable
+        or refuses); webhooks arrive through the web server, which has its own probe."""
+        errors = [runner.poll_error for runner in self.runners if runner.poll_error]
+        return "; ".join(errors) or None
 
     def reading(self) -> ServerReading:
         """Conversations (one instance each), updates in and Bot API calls out."""

@@ -39,6 +39,9 @@ class Config:
     #: The ASGI ``root_path`` (mount point); never taken from a client header.
     root_path: str = ""
     access_log: bool = True
+    #: Answer ``/healthz`` and ``/readyz`` in the server, before the application
+    #: (:mod:`protocols.readiness`); off hands those paths to the application.
+    health_probes: bool = True
     lifespan: Literal["auto", "on", "off"] = "auto"
 
     #: Close a keep-alive connection idle this long between requests (seconds).

@@ -87,6 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "0: no limit (default: %(default)s)",
     )
     add("--no-access-log", action="store_true", help="do not log each request")
+    add(
+        "--no-health-probes",
+        action="store_true",
+        help="hand /healthz and /readyz to the application instead of answering them "
+        "in the server (docs/deploy.md)",
+    )
     add("--lifespan", choices=["auto", "on", "off"], default="auto")
 
 
@@ -121,6 +127,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
             max_header_size=args.max_header_size,
             limit_concurrency=args.limit_concurrency or None,
             access_log=not args.no_access_log,
+            health_probes=not args.no_health_probes,
             lifespan=args.lifespan,
         )
     except ValueError as exc:

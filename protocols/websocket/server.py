@@ -26,6 +26,7 @@ from gateway.metrics import ProtocolCounters, ServerReading
 from gateway.startup import Summary, all_interfaces, is_loopback
 from gateway.types import ASGIApp
 from protocols.fd_limit import ensure_fd_limit
+from protocols.readiness import HealthRoutes, Readiness
 from protocols.service import Service
 from protocols.websocket.config import Config
 from protocols.websocket.context import ServerContext
@@ -40,9 +41,15 @@ class WebServer(Service):
 
     name = "web"
 
-    def __init__(self, app: ASGIApp, config: Config | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, config: Config | None = None, readiness: Readiness | None = None
+    ) -> None:
         self.config = config or Config()
-        self.ctx = ServerContext(app, self.config)
+        #: What ``/readyz`` checks (default: the channel layer and the database);
+        #: ``gateway.cli`` adds the process's other services.
+        self.readiness = readiness or Readiness()
+        served = HealthRoutes(app, self.readiness) if self.config.health_probes else app
+        self.ctx = ServerContext(served, self.config)
         self.lifespan = Lifespan(app, self.config.lifespan)
         self._server: asyncio.Server | None = None
         self._port: int | None = None
@@ -142,6 +149,7 @@ class WebServer(Service):
             _remove_socket_file(self.config.uds)
         if self._unregister is not None:
             self._unregister()
+        self.readiness.close()
 
     def describe(self, summary: Summary) -> None:
         """Where browsers connect; a warning when logins would cross a network in clear."""
@@ -178,6 +186,22 @@ class WebServer(Service):
             },
             instances,
         )
+
+
+class ProbeServer(WebServer):
+    """Only ``/healthz`` and ``/readyz``: the ``--health-port`` of a process without a
+    web server (``gateway mqtt``, ``telegram``, ``worker``); other paths get 404.
+    ``gateway.cli`` has its ``readiness`` watch the process's services."""
+
+    name = "health probes"
+
+    def __init__(self, host: str, port: int) -> None:
+        readiness = Readiness()
+        config = Config(host=host, port=port, lifespan="off", access_log=False, health_probes=False)
+        super().__init__(HealthRoutes(None, readiness), config, readiness)
+
+    def describe(self, summary: Summary) -> None:
+        summary.add("Health", f"{self.url}/healthz (alive) and {self.url}/readyz (ready)")
 
 
 def _remove_socket_file(path: str) -> None:

@@ -484,6 +484,13 @@ class RedisChannelLayer(BaseChannelLayer):
 
     # Lifecycle ----------------------------------------------------------------
 
+    async def ping(self) -> None:
+        """PING every shard once; :class:`~gateway.exceptions.ChannelLayerUnavailable`
+        names the first that does not answer. What a readiness probe asks
+        (``/readyz``, docs/deploy.md); it never waits out an outage."""
+        for shard in self._loops.get().shards:
+            await shard.execute("PING")
+
     async def flush(self) -> None:
         """Delete every key under this layer's prefix and drop buffered messages."""
         state = self._loops.get()

@@ -1,0 +1,141 @@
+"""``/healthz`` and ``/readyz`` answered by the server before the application, the
+``--health-port`` of processes without a web server, and ``gateway check``.
+
+A web server on an ephemeral port serves a real application; readiness is decided
+by its checks (the channel layer and the database in the project: ``tests/deploy``
+takes Redis away from real processes) and by the services it watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import httpx
+import pytest
+
+from gateway.types import Receive, Scope, Send
+from protocols.readiness import Readiness, probe
+from protocols.service import Service
+from protocols.websocket import Config, WebServer
+from protocols.websocket.server import ProbeServer
+from tests.project.processes import ROOT, free_port
+
+
+async def application(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": f"app {scope['path']}".encode()})
+
+
+class Dependency(Service):
+    """A service whose dependency is up or down, as the test says."""
+
+    name = "broker"
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self, timeout: float) -> None:
+        return None
+
+    async def ready(self) -> str | None:
+        return self.reason
+
+
+async def test_the_web_server_answers_the_probes_before_the_application() -> None:
+    config = Config(port=0, lifespan="off", access_log=False)
+    server = WebServer(application, config, Readiness(layer=False, database=False))
+    dependency = Dependency()
+    server.readiness.watch(dependency)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+            assert (await client.get("/healthz")).text == "ok\n"
+            ready = await client.get("/readyz")
+            assert (ready.status_code, ready.text) == (200, "ready\n")
+            assert ready.headers["cache-control"] == "no-store"
+
+            dependency.reason = "bridge link to mosquitto:1883 is down"
+            down = await client.get("/readyz")
+            assert down.status_code == 503
+            assert down.text == "not ready\nbroker: bridge link to mosquitto:1883 is down\n"
+            assert (await client.get("/healthz")).status_code == 200  # alive all the same
+            head = await client.head("/readyz")
+            assert (head.status_code, head.content) == (503, b"")
+            assert (await client.post("/readyz")).status_code == 405
+
+            assert (await client.get("/healthzz")).text == "app /healthzz"
+            assert (await client.get("/readyz/x")).text == "app /readyz/x"
+    finally:
+        await server.stop(5)
+
+
+async def test_a_check_that_hangs_or_raises_is_a_reason() -> None:
+    async def hangs() -> str | None:
+        await asyncio.Event().wait()
+        return None
+
+    async def raises() -> str | None:
+        raise ConnectionError("Redis at 127.0.0.1:1 is unavailable")
+
+    readiness = Readiness(layer=False, database=False, timeout=0.05)
+    readiness.checks += [("slow", hangs), ("layer", raises)]
+    assert await readiness.reasons() == [
+        "slow: no answer within 0.05 s",
+        "layer: Redis at 127.0.0.1:1 is unavailable",
+    ]
+
+
+async def test_the_probes_can_be_handed_to_the_application() -> None:
+    config = Config(port=0, lifespan="off", access_log=False, health_probes=False)
+    server = WebServer(application, config)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+            assert (await client.get("/readyz")).text == "app /readyz"
+    finally:
+        await server.stop(5)
+
+
+@pytest.mark.django_db
+async def test_a_probe_server_serves_only_the_probes_and_gateway_check_reads_it() -> None:
+    server = ProbeServer("127.0.0.1", 0)
+    dependency = Dependency()
+    server.readiness.watch(dependency)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+            assert (await client.get("/readyz")).text == "ready\n"
+            assert (await client.get("/")).status_code == 404
+        ok = await check("--port", str(server.port))
+        assert ok == (0, "ready\n")
+        dependency.reason = "getUpdates failed"
+        assert await check("--port", str(server.port)) == (
+            1,
+            "503: not ready\nbroker: getUpdates failed\n",
+        )
+        assert await check("--port", str(server.port), "--live") == (0, "ok\n")
+    finally:
+        await server.stop(5)
+    code, text = await check("--port", str(free_port()), "--timeout", "2")
+    assert code == 1
+    assert "no answer" in text
+
+
+async def check(*args: str) -> tuple[int, str]:
+    """``gateway check ARGS`` in its own process: exit status and what it printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "check", *args,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        output, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+def test_probe_reports_what_answered() -> None:
+    assert probe(f"http://127.0.0.1:{free_port()}/readyz", 1)[0] is False
