@@ -130,13 +130,13 @@ class BotRunner:
         #: Updates taken in, and Bot API calls made for the application, since start.
         self.updates = 0
         self.calls = 0
+        #: Why the last ``getUpdates`` failed; None once one succeeds (``/readyz``).
+        self.poll_error: str | None = None
 
     @property
     def name(self) -> str:
         return f"@{self.identity.username}" if self.identity.username else "bot"
 
-        #: Why the last ``getUpdates`` failed; None once one succeeds (``/readyz``).
-        self.poll_error: str | None = None
     async def start(self) -> None:
         """``getMe``, then start polling or set the webhook, and set the command menu;
         raises if the API refuses."""
@@ -268,12 +268,12 @@ class BotRunner:
                 delay = min(delay * 2, self.options.max_backoff)
                 continue
             delay = self.options.poll_backoff
+            self.poll_error = None
             for update in updates:
                 await self.handle_update(update, "polling")
                 offset = int(update["update_id"]) + 1
 
     def _report_poll_error(self, error: BotApiError, delay: float) -> None:
-            self.poll_error = None
         if error.error_code == 409:
             logger.error(
                 "%s: getUpdates conflict (409): %s. Another process polls with this token, "
@@ -380,16 +380,16 @@ class TelegramServer(Service):
             self._listener = asyncio.create_task(self._listen(layer), name="telegram.send listener")
         self._unregister = metrics.registry.register(self.name, self.reading)
 
-    def describe(self, summary: Summary) -> None:
-        for runner in self.runners:
-            where = f" at {runner.config.webhook_url}" if runner.config.webhook_url else ""
-            summary.add("Telegram", f"{runner.name} by {self.options.transport}{where}")
-
     async def ready(self) -> str | None:
         """Not ready while a bot's last ``getUpdates`` failed (the Bot API is unreachable
         or refuses); webhooks arrive through the web server, which has its own probe."""
         errors = [runner.poll_error for runner in self.runners if runner.poll_error]
         return "; ".join(errors) or None
+
+    def describe(self, summary: Summary) -> None:
+        for runner in self.runners:
+            where = f" at {runner.config.webhook_url}" if runner.config.webhook_url else ""
+            summary.add("Telegram", f"{runner.name} by {self.options.transport}{where}")
 
     def reading(self) -> ServerReading:
         """Conversations (one instance each), updates in and Bot API calls out."""
