@@ -49,9 +49,7 @@ class Chat:
 
     async def next_sent(self, count: int) -> dict[str, Any]:
         """The ``count``-th message the bot sent to this chat (1-based), once it is there."""
-        return (await self.api.wait_sent(self.token, self.chat_id, count, timeout=WAIT))[
-            count - 1
-        ]
+        return (await self.api.wait_sent(self.token, self.chat_id, count, timeout=WAIT))[count - 1]
 
     async def until(self, predicate: Any) -> None:
         await self.api.wait_for(self.token, predicate, timeout=WAIT)
@@ -89,7 +87,9 @@ def bot_application() -> Any:
 
 
 @contextlib.asynccontextmanager
-async def bot_server(api: BotAPIServer, token: str, **options: Any) -> AsyncIterator[TelegramServer]:
+async def bot_server(
+    api: BotAPIServer, token: str, **options: Any
+) -> AsyncIterator[TelegramServer]:
     async with serving(
         bot_application(), api, token, commands=list(COMMANDS.items()), **options
     ) as server:

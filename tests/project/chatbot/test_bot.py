@@ -71,13 +71,16 @@ async def test_linking_refuses_wrong_expired_and_reused_codes(
 async def test_devices_list_and_card_are_edited_in_place(alice: Chat) -> None:
     alice.say("/devices")
     listing = await alice.next_sent(2)
-    assert "Boiler" in listing["text"] and "Pump" in listing["text"]
+    assert "Boiler" in listing["text"]
+    assert "Pump" in listing["text"]
     assert "Fridge" not in listing["text"]  # bob's
     alice.press(listing, buttons(listing)["Boiler"])
     await alice.until(lambda: "boiler-1" in alice.sent()[1]["text"])
     card = alice.sent()[1]
-    assert card["message_id"] == listing["message_id"] and len(alice.sent()) == 2
-    assert "online" in card["text"] and "temperature 21.5" in card["text"]
+    assert card["message_id"] == listing["message_id"]
+    assert len(alice.sent()) == 2
+    assert "online" in card["text"]
+    assert "temperature 21.5" in card["text"]
     assert {"\u25b6 reboot", "\u25b6 purge", "Subscribe to alerts"} <= set(buttons(card))
     alice.press(card, buttons(card)["\u00ab Devices"])
     await alice.until(lambda: alice.sent()[1]["text"].startswith("Your devices"))
@@ -127,7 +130,8 @@ async def test_subscribe_mute_and_unsubscribe(alice: Chat, people: dict[str, Any
     alice.press(card, buttons(card)["Mute 1 h"])
     await alice.until(lambda: "muted until" in alice.sent()[2]["text"])
     subscription = await sync_to_async(Subscription.objects.get)()
-    assert subscription.chat_id == ALICE_CHAT and subscription.muted_until is not None
+    assert subscription.chat_id == ALICE_CHAT
+    assert subscription.muted_until is not None
     alice.say("/unsubscribe Boiler")
     assert (await alice.next_sent(4))["text"] == "No more alerts of Boiler."
     assert "Subscribe to alerts" in buttons(await alice.next_sent(5))
