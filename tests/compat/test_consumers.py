@@ -79,7 +79,9 @@ async def refuse(fw: Framework) -> Any:
     refused = await communicator.connect(TIMEOUT)
     await communicator.disconnect(timeout=TIMEOUT)
     denied = fw.testing.WebsocketCommunicator(fw.security.WebsocketDenier.as_asgi(), "/")
-    return refused, await denied.connect(TIMEOUT)
+    refusal = await denied.connect(TIMEOUT)
+    await denied.disconnect(timeout=TIMEOUT)  # else its task outlives the test
+    return refused, refusal
 
 
 async def test_refusing_a_connection_reports_the_close_code() -> None:
