@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import sys
 from typing import Any
 
@@ -241,7 +242,8 @@ class LocalBotService(Together):
         await super().start()
         print(
             f"Local Bot API server: TELEGRAM_API_URL={self.api.base_url}\n"
-            f"You are user {self.CHAT_ID}. Type a message and press Enter.",
+            f"You are user {self.CHAT_ID}. Type a message and press Enter; "
+            "#N presses button [N] of the last message that has buttons.",
             flush=True,
         )
         with contextlib.suppress(OSError, ValueError, NotImplementedError):
@@ -252,17 +254,51 @@ class LocalBotService(Together):
         line = sys.stdin.readline()
         if not line:
             asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
-        elif line.strip():
-            self.api.user_message(self.token, line.strip(), chat_id=self.CHAT_ID)
+            return
+        text = line.strip()
+        press = re.fullmatch(r"#(\d+)", text)
+        if press is not None:
+            self._press(int(press.group(1)))
+        elif text:
+            self.api.user_message(self.token, text, chat_id=self.CHAT_ID)
+
+    def _press(self, number: int) -> None:
+        """Press button ``number`` (1-based) of the newest message that has buttons."""
+        for message in reversed(self.api.sent(self.token, self.CHAT_ID)):
+            labels = _buttons(message)
+            if labels:
+                if not 1 <= number <= len(labels):
+                    print(f"(no button [{number}] there)", flush=True)
+                else:
+                    self.api.press_button(self.token, message, labels[number - 1][1])
+                return
+        print("(no message with buttons yet)", flush=True)
 
     async def _print_replies(self) -> None:
-        seen = 0
+        """Print each message the bot sends to the console's chat, and again when edited."""
+        shown: dict[int, Any] = {}
+
+        def changed() -> list[dict[str, Any]]:
+            sent = self.api.sent(self.token, self.CHAT_ID)
+            return [m for m in sent if shown.get(m["message_id"]) != _face(m)]
+
         while True:
             with contextlib.suppress(TimeoutError):
-                sent = await self.api.wait_sent(self.token, self.CHAT_ID, seen + 1, timeout=3600)
-                for message in sent[seen:]:
-                    print(f"bot> {message.get('text') or message.get('caption') or '[photo]'}")
-                seen = len(sent)
+                await self.api.wait_for(self.token, changed, timeout=3600)
+                for message in changed():
+                    edited = " (edited)" if message["message_id"] in shown else ""
+                    shown[message["message_id"]] = _face(message)
+                    text = message.get("text") or message.get("caption") or "[photo]"
+                    print(f"bot{edited}> {text}", flush=True)
+                    buttons = _buttons(message)
+                    if buttons:
+                        print(
+                            "     "
+                            + "  ".join(
+                                f"[{i}] {label}" for i, (label, _) in enumerate(buttons, 1)
+                            ),
+                            flush=True,
+                        )
 
     async def stop(self, timeout: float) -> None:
         with contextlib.suppress(OSError, ValueError, NotImplementedError):
@@ -271,6 +307,17 @@ class LocalBotService(Together):
             self._printer.cancel()
             await asyncio.gather(self._printer, return_exceptions=True)
         await super().stop(timeout)
+
+
+def _face(message: dict[str, Any]) -> Any:
+    """What the console shows of a message: a change means it was edited."""
+    return (message.get("text"), message.get("caption"), message.get("reply_markup"))
+
+
+def _buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
+    """A message's inline buttons as ``(label, callback data)``, row by row."""
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+    return [(b["text"], b.get("callback_data", "")) for row in rows for b in row]
 
 
 class _LocalApi(Service):
