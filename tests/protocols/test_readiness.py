@@ -9,7 +9,9 @@ takes Redis away from real processes) and by the services it watches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -45,32 +47,39 @@ class Dependency(Service):
         return self.reason
 
 
+@contextlib.asynccontextmanager
+async def serving(server: WebServer) -> AsyncIterator[httpx.AsyncClient]:
+    """``server`` started, and a client of it; the server stopped afterwards."""
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+            yield client
+    finally:
+        await server.stop(5)
+
+
 async def test_the_web_server_answers_the_probes_before_the_application() -> None:
     config = Config(port=0, lifespan="off", access_log=False)
     server = WebServer(application, config, Readiness(layer=False, database=False))
     dependency = Dependency()
     server.readiness.watch(dependency)
-    await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
-            assert (await client.get("/healthz")).text == "ok\n"
-            ready = await client.get("/readyz")
-            assert (ready.status_code, ready.text) == (200, "ready\n")
-            assert ready.headers["cache-control"] == "no-store"
+    async with serving(server) as client:
+        assert (await client.get("/healthz")).text == "ok\n"
+        ready = await client.get("/readyz")
+        assert (ready.status_code, ready.text) == (200, "ready\n")
+        assert ready.headers["cache-control"] == "no-store"
 
-            dependency.reason = "bridge link to mosquitto:1883 is down"
-            down = await client.get("/readyz")
-            assert down.status_code == 503
-            assert down.text == "not ready\nbroker: bridge link to mosquitto:1883 is down\n"
-            assert (await client.get("/healthz")).status_code == 200  # alive all the same
-            head = await client.head("/readyz")
-            assert (head.status_code, head.content) == (503, b"")
-            assert (await client.post("/readyz")).status_code == 405
+        dependency.reason = "bridge link to mosquitto:1883 is down"
+        down = await client.get("/readyz")
+        assert down.status_code == 503
+        assert down.text == "not ready\nbroker: bridge link to mosquitto:1883 is down\n"
+        assert (await client.get("/healthz")).status_code == 200  # alive all the same
+        head = await client.head("/readyz")
+        assert (head.status_code, head.content) == (503, b"")
+        assert (await client.post("/readyz")).status_code == 405
 
-            assert (await client.get("/healthzz")).text == "app /healthzz"
-            assert (await client.get("/readyz/x")).text == "app /readyz/x"
-    finally:
-        await server.stop(5)
+        assert (await client.get("/healthzz")).text == "app /healthzz"
+        assert (await client.get("/readyz/x")).text == "app /readyz/x"
 
 
 async def test_a_check_that_hangs_or_raises_is_a_reason() -> None:
@@ -92,12 +101,8 @@ async def test_a_check_that_hangs_or_raises_is_a_reason() -> None:
 async def test_the_probes_can_be_handed_to_the_application() -> None:
     config = Config(port=0, lifespan="off", access_log=False, health_probes=False)
     server = WebServer(application, config)
-    await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
-            assert (await client.get("/readyz")).text == "app /readyz"
-    finally:
-        await server.stop(5)
+    async with serving(server) as client:
+        assert (await client.get("/readyz")).text == "app /readyz"
 
 
 @pytest.mark.django_db
@@ -105,11 +110,9 @@ async def test_a_probe_server_serves_only_the_probes_and_gateway_check_reads_it(
     server = ProbeServer("127.0.0.1", 0)
     dependency = Dependency()
     server.readiness.watch(dependency)
-    await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
-            assert (await client.get("/readyz")).text == "ready\n"
-            assert (await client.get("/")).status_code == 404
+    async with serving(server) as client:
+        assert (await client.get("/readyz")).text == "ready\n"
+        assert (await client.get("/")).status_code == 404
         ok = await check("--port", str(server.port))
         assert ok == (0, "ready\n")
         dependency.reason = "getUpdates failed"
@@ -118,8 +121,6 @@ async def test_a_probe_server_serves_only_the_probes_and_gateway_check_reads_it(
             "503: not ready\nbroker: getUpdates failed\n",
         )
         assert await check("--port", str(server.port), "--live") == (0, "ok\n")
-    finally:
-        await server.stop(5)
     code, text = await check("--port", str(free_port()), "--timeout", "2")
     assert code == 1
     assert "no answer" in text
