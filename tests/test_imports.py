@@ -11,6 +11,7 @@ itself and ``tests/`` may import it; so may ``bench/``, which may import everyth
 from __future__ import annotations
 
 import ast
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,11 +67,12 @@ def imports_test_tools(source: str, module: str, is_package: bool = False) -> li
 
 def source_files() -> list[Path]:
     """Every Python file of the checkout outside hidden directories (.venv, .git)."""
-    return [
-        path.relative_to(ROOT)
-        for path in ROOT.rglob("*.py")
-        if not any(part.startswith(".") for part in path.relative_to(ROOT).parts)
-    ]
+    files = []
+    for directory, subdirectories, names in os.walk(ROOT):
+        subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
+        here = Path(directory).relative_to(ROOT)
+        files += [here / name for name in names if name.endswith(".py")]
+    return files
 
 
 def test_nothing_outside_the_test_tools_and_tests_imports_them() -> None:

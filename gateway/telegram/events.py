@@ -12,7 +12,7 @@ from typing import Any, Literal, NamedTuple, TypedDict
 
 from gateway.types import Message
 
-SPEC_VERSION = "1.0"
+SPEC_VERSION = "1.1"
 
 #: Update fields whose object is a ``Message`` (text at the top level of the event).
 MESSAGE_KINDS = frozenset(
@@ -233,6 +233,9 @@ class ApiCall:
     method: str
     params: dict[str, Any]
     request_id: Any = None
+    #: Retry failures after which the call may have been performed (None: the server's
+    #: default, which is to retry); False sends at most once (spec §3).
+    retry: bool | None = None
 
     @property
     def chat_id(self) -> Any:
@@ -250,7 +253,7 @@ OUTGOING: dict[str, tuple[str, tuple[str, ...]]] = {
 
 #: Methods that address no chat, so no default ``chat_id`` is added.
 _CHATLESS = frozenset({"answerCallbackQuery"})
-_ENVELOPE_KEYS = frozenset({"type", "request_id", "keyboard", "bot", "reply_channel"})
+_ENVELOPE_KEYS = frozenset({"type", "request_id", "keyboard", "bot", "reply_channel", "retry"})
 
 
 def inline_keyboard(rows: Any) -> dict[str, Any]:
@@ -287,6 +290,9 @@ def event_to_call(
     request_id = message.get("request_id")
     if not isinstance(kind, str):  # e.g. a list, which `in OUTGOING` would raise TypeError on
         raise ValueError(f"an outgoing telegram event needs a str 'type', got {kind!r}")
+    retry = message.get("retry")
+    if retry is not None and not isinstance(retry, bool):
+        raise ValueError(f"{kind}: 'retry' must be true or false, got {retry!r}")
     if kind == "telegram.call":
         method = message.get("method")
         params = message.get("params", {})
@@ -294,7 +300,7 @@ def event_to_call(
             raise ValueError("telegram.call needs a 'method' (a Bot API method name)")
         if not isinstance(params, dict):
             raise ValueError("telegram.call 'params' must be a dict")
-        return ApiCall(method, dict(params), request_id)
+        return ApiCall(method, dict(params), request_id, retry)
     if kind not in OUTGOING:
         raise ValueError(f"unknown outgoing telegram event type {kind!r}")
     method, required = OUTGOING[kind]
@@ -315,7 +321,7 @@ def event_to_call(
             params.pop("message_thread_id", None)
             if thread_id is not None and method != "editMessageText":
                 params["message_thread_id"] = thread_id
-    return ApiCall(method, params, request_id)
+    return ApiCall(method, params, request_id, retry)
 
 
 def result_event(

@@ -10,6 +10,13 @@ sent (msgpack-safe, as the ``telegram`` spec requires); failures become
 slot, honours ``retry_after`` on 429, retries network errors and 5xx with
 exponential backoff, and raises the last error only when retries run out.
 
+Retries and duplicates: a 429 and a request that never left (no connection, pool
+full) are certainly not performed, so retrying them is always safe. A timeout, a
+connection lost mid-call or a 5xx may come after Telegram acted: retrying a
+``sendMessage`` then can deliver it twice. Those *ambiguous* failures are retried
+unless the call says ``retry=False`` (the ``"retry": false`` key of an outgoing
+event, or ``ServerOptions.retry_ambiguous``), which makes a send at most once.
+
 Exceptions::
 
     telegram.error.TelegramError
@@ -21,11 +28,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import warnings
 from typing import Any
 
+import httpx
 from telegram import Bot, InputFile
 from telegram.error import TelegramError
 from telegram.request import BaseRequest, HTTPXRequest
+from telegram.warnings import PTBUserWarning
 
 from protocols.telegram.flood import FloodControl
 
@@ -75,12 +85,24 @@ class _EnvelopeRequest(HTTPXRequest):
         )
 
 
+#: ``Bot.do_api_request`` suggests the typed method for each method python-telegram-bot
+#: knows ("Please use 'Bot.sendMessage' instead ..."); :meth:`RawBot.call` means to
+#: skip them (they turn results into objects), so the hint is silenced for its calls only.
+warnings.filterwarnings(
+    "ignore",
+    message=r"Please use 'Bot\.\w+' instead of 'Bot\.do_api_request",
+    category=PTBUserWarning,
+    module=r"protocols\.telegram\.client$",
+)
+
+
 class RawBot(Bot):
     """A ``Bot`` whose :meth:`call` reaches any method and returns raw JSON.
 
-    It goes through ``Bot._post`` (python-telegram-bot's own request path: parameter
-    encoding, uploads, timeouts) because ``Bot.do_api_request`` warns for every method
-    the library knows, and the typed methods would turn results into objects.
+    It goes through ``Bot.do_api_request`` (python-telegram-bot's public way to call
+    any method, since v20.8: its parameter encoding, uploads and timeouts) without a
+    ``return_type``, so results stay the JSON Telegram sent, as ``telegram.result``
+    carries it.
     """
 
     async def call(self, method: str, params: dict[str, Any], *, timeout: float = 10.0) -> Any:
@@ -91,7 +113,7 @@ class RawBot(Bot):
             for key, value in params.items()
             if key != "filename"
         }
-        return await self._post(method, data, read_timeout=timeout)
+        return await self.do_api_request(method, data, read_timeout=timeout)
 
 
 class LaneRequest(BaseRequest):
@@ -164,8 +186,26 @@ def as_api_error(exc: TelegramError) -> BotApiError:
     return BotApiError(0, f"{type(exc).__name__}: {exc.message}")
 
 
+#: httpx errors raised before a request left: Telegram cannot have acted on it.
+_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def never_performed(exc: TelegramError) -> bool:
+    """Whether Telegram certainly did not act on the failed call, so a retry cannot
+    duplicate it: it answered 429 ("Too Many Requests: retry after N"), or the request
+    never left (python-telegram-bot raises its errors ``from`` httpx's)."""
+    if isinstance(exc, BotApiError):
+        return exc.error_code == 429
+    return isinstance(exc.__cause__, _UNSENT)
+
+
 class ApiClient:
-    """Flood-controlled, retrying Bot API calls for one bot (spec §5)."""
+    """Flood-controlled, retrying Bot API calls for one bot (spec §5).
+
+    ``retry_ambiguous=False`` stops retrying failures after which the call may have
+    been performed (timeouts, lost connections, 5xx) for calls that do not say
+    otherwise; 429s and requests that never left are retried either way.
+    """
 
     def __init__(
         self,
@@ -175,15 +215,22 @@ class ApiClient:
         max_attempts: int = 5,
         backoff: float = 0.5,
         max_backoff: float = 10.0,
+        retry_ambiguous: bool = True,
     ) -> None:
         self.bot = bot
         self.flood = flood
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.retry_ambiguous = retry_ambiguous
 
-    async def call(self, method: str, params: dict[str, Any]) -> Any:
-        """Call ``method``; raise :class:`BotApiError` once retries are exhausted."""
+    async def call(self, method: str, params: dict[str, Any], *, retry: bool | None = None) -> Any:
+        """Call ``method``; raise :class:`BotApiError` once retries are exhausted.
+
+        ``retry`` (None: the client's ``retry_ambiguous``) says whether a failure that
+        may have been performed is retried; False makes the call at most once.
+        """
+        retry_ambiguous = self.retry_ambiguous if retry is None else retry
         chat_id = params.get("chat_id")
         delay = self.backoff
         attempt = 0
@@ -199,6 +246,7 @@ class ApiClient:
                 return await self.bot.call(method, params)
             except TelegramError as exc:
                 error = as_api_error(exc)
+                unperformed = never_performed(exc)
             if attempt == self.max_attempts:
                 raise error
             if error.error_code == 429:
@@ -206,6 +254,15 @@ class ApiClient:
                 logger.warning("%s to %s: 429, retrying after %.1fs", method, chat_id, retry_after)
                 self.flood.pause(chat_id, retry_after)
             elif error.error_code == 0 or error.error_code >= 500:
+                if not (unperformed or retry_ambiguous):
+                    logger.warning(
+                        "%s to %s failed (%s) and may or may not have been performed; "
+                        "not retried (retry off)",
+                        method,
+                        chat_id,
+                        error.description,
+                    )
+                    raise error
                 logger.warning("%s failed (%s), retry in %.1fs", method, error.description, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)

@@ -90,6 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="HTTP connections (and calls in flight) per bot (default: %(default)s)",
     )
     add(
+        "--telegram-no-retry",
+        action="store_true",
+        help="never retry a send that may have reached Telegram (a timeout, a 5xx): at most "
+        'once instead of a possible duplicate; events may still say "retry": true',
+    )
+    add(
         "--no-flood-control",
         action="store_true",
         help="do not pace sends (only for a local Bot API server)",
@@ -136,6 +142,7 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         connections=args.telegram_connections,
         allowed_updates=_split(args.telegram_allowed_updates),
         flood_limits=FloodLimits.off() if args.no_flood_control else FloodLimits(),
+        retry_ambiguous=not args.telegram_no_retry,
         commands=command_menu(),
     )
 

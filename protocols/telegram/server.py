@@ -83,6 +83,10 @@ class ServerOptions:
     max_attempts: int = 5
     retry_backoff: float = 0.5
     max_backoff: float = 10.0
+    #: Retry failures after which a call may have been performed (a timeout, a lost
+    #: connection, a 5xx), which can send a message twice; False: at most once, unless
+    #: an event says ``"retry": true`` (spec §5). 429s are retried either way.
+    retry_ambiguous: bool = True
     #: Backoff after a failed ``getUpdates`` (network error, 409), doubling to ``max_backoff``.
     poll_backoff: float = 1.0
     #: HTTP connections per bot, and Bot API calls in flight at once (more wait their turn).
@@ -110,6 +114,7 @@ class BotRunner:
             max_attempts=options.max_attempts,
             backoff=options.retry_backoff,
             max_backoff=options.max_backoff,
+            retry_ambiguous=options.retry_ambiguous,
         )
         self.secret = config.webhook_secret or secrets.token_urlsafe(32)
         self.identity = BotIdentity(0, "")
@@ -306,7 +311,7 @@ class BotRunner:
         """Make ``call``; the ``telegram.result`` to deliver if it asked for one."""
         self.calls += 1
         try:
-            result = await self.client.call(call.method, call.params)
+            result = await self.client.call(call.method, call.params, retry=call.retry)
         except BotApiError as error:
             if call.request_id is None:
                 logger.warning(

@@ -88,7 +88,7 @@ def test_scope_has_every_spec_key() -> None:
     scope = build_scope(BotIdentity(1, "b"), conversation_of(1, update), "webhook")
     assert scope == {
         "type": "telegram",
-        "asgi": {"version": "3.0", "spec_version": "1.0"},
+        "asgi": {"version": "3.0", "spec_version": "1.1"},
         "bot": {"id": 1, "username": "b"},
         "chat": PRIVATE,
         "user": USER,
@@ -119,6 +119,17 @@ def test_outgoing_events_become_calls_with_conversation_defaults() -> None:
     assert call.params == {"message_id": 4, "text": "t", "chat_id": 7}
 
 
+def test_retry_is_the_servers_business_never_a_bot_api_parameter() -> None:
+    default = event_to_call({"type": "telegram.message", "text": "hi"}, chat_id=7)
+    once = event_to_call({"type": "telegram.message", "text": "hi", "retry": False}, chat_id=7)
+    call = event_to_call(
+        {"type": "telegram.call", "method": "sendDice", "params": {"chat_id": 1}, "retry": True}
+    )
+    assert (default.retry, once.retry, call.retry) == (None, False, True)
+    assert once.params == default.params == {"text": "hi", "chat_id": 7}
+    assert call.params == {"chat_id": 1}
+
+
 def test_keyboard_shortcut() -> None:
     call = event_to_call(
         {"type": "telegram.message", "text": "?", "keyboard": [[("Yes", "y"), ("No", "n")]]},
@@ -140,6 +151,7 @@ def test_keyboard_shortcut() -> None:
         ({"type": "telegram.message"}, "needs 'text'"),
         ({"type": "telegram.call", "params": {}}, "needs a 'method'"),
         ({"type": "telegram.message", "text": "x", "keyboard": [], "reply_markup": {}}, "not both"),
+        ({"type": "telegram.message", "text": "x", "retry": "no"}, "'retry' must be true or false"),
     ],
 )
 def test_bad_outgoing_events_raise_clear_errors(message: dict, error: str) -> None:

@@ -12,10 +12,12 @@ from django.core.exceptions import ImproperlyConfigured
 from gateway.botapi import BotAPIServer
 from gateway.cli import build_parser, build_services
 from gateway.routing import ProtocolTypeRouter
+from gateway.telegram.events import event_to_call
 from protocols.runner import run_services
 from protocols.telegram import launcher
 from protocols.telegram.server import TelegramServer
 from protocols.websocket.server import WebServer
+from tests.protocols.telegram.test_client import BAD_GATEWAY, ScriptedServer
 from tests.protocols.telegram.test_seed import ChattyBotConsumer
 
 APP = ProtocolTypeRouter({"telegram": ChattyBotConsumer.as_asgi()})
@@ -120,3 +122,28 @@ def test_polling_needs_no_http_route(settings: object) -> None:
     settings.TELEGRAM_BOT_TOKEN = "123:abc"  # type: ignore[attr-defined]
     args = build_parser().parse_args(["telegram"])
     assert launcher.http_route(launcher.build(APP, args), args) is None
+
+
+async def test_no_retry_sends_at_most_once_unless_the_event_asks(settings: object) -> None:
+    api = ScriptedServer({"sendMessage": [BAD_GATEWAY, BAD_GATEWAY]})
+    await api.http.start()
+    settings.TELEGRAM_BOT_TOKEN = "123:abc"  # type: ignore[attr-defined]
+    settings.TELEGRAM_API_URL = f"http://127.0.0.1:{api.http.port}/bot"  # type: ignore[attr-defined]
+    server = launcher.build(APP, build_parser().parse_args(["telegram", "--telegram-no-retry"]))
+    assert isinstance(server, TelegramServer)
+    runner = server.runners[0]
+    send = {"type": "telegram.message", "text": "hi"}
+    try:
+        async with asyncio.timeout(5):
+            once = await runner.perform(event_to_call({**send, "request_id": 1}, chat_id=1))
+            retried = await runner.perform(
+                event_to_call({**send, "request_id": 2, "retry": True}, chat_id=1)
+            )
+    finally:
+        await runner.connection.close()
+        await api.http.close()
+    assert once is not None
+    assert (once["ok"], once["error_code"]) == (False, 502)
+    assert retried is not None
+    assert retried["ok"] is True
+    assert api.performed == ["sendMessage"] * 3
