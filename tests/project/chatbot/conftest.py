@@ -90,6 +90,7 @@ def bot_application() -> Any:
 async def bot_server(
     api: BotAPIServer, token: str, **options: Any
 ) -> AsyncIterator[TelegramServer]:
+    options = {"channel_layer": "default", **options}  # telegram.send too, as in production
     async with serving(
         bot_application(), api, token, commands=list(COMMANDS.items()), **options
     ) as server:

@@ -23,6 +23,7 @@ from project.iot.events import ALERTS_GROUP, alert_event, alert_info
 from project.iot.hysteresis import Rule
 from project.iot.live import broadcast
 from project.iot.models import Direction, Threshold
+from project.iot.services import expire_overdue_commands
 from tests.project.chatbot.conftest import ALICE_CHAT, BOB_CHAT, WAIT, Chat, bot_server, buttons
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,7 +87,7 @@ async def test_an_alert_reaches_each_subscribed_chat_once(
     alice.say("/subscribe boiler-1")
     await alice.next_sent(3)
     bob = Chat(api, token, BOB_CHAT)  # not linked, not subscribed
-    async with notifier(), bot_server(api, token, channel_layer="default"):
+    async with notifier():
         await announce(await sync_to_async(alert_flip)(people["boiler"], "temperature", True, 31))
         alert = await alice.next_sent(4)
         assert alert["text"] == "\u26a0 Boiler: temperature 31 > 30"
@@ -121,7 +122,7 @@ async def test_a_muted_or_foreign_subscription_gets_nothing(
 
     await sync_to_async(subscribe)()
     bob = Chat(api, token, BOB_CHAT)
-    async with notifier(), bot_server(api, token, channel_layer="default"):
+    async with notifier():
         for thing in ("boiler", "pump"):  # the worker handles them in this order
             await announce(await sync_to_async(alert_flip)(people[thing], "t", True, 40))
         assert (await alice.next_sent(2))["text"] == "\u26a0 Pump: t 40 > 30"
@@ -151,7 +152,7 @@ async def test_a_burst_under_429_storms_is_delivered_whole_and_in_order(
             update = {"chat": {"id": chat, "type": "private"}, "from": api.make_user(chat)}
             update.update(date=0, old_chat_member=member, new_chat_member=member)
             api.inject(token, "my_chat_member", update)
-        async with notifier(), bot_server(api, token, channel_layer="default"):
+        async with notifier(), bot_server(api, token):
             events = [
                 await sync_to_async(alert_flip)(
                     people["boiler"], "temperature", flip % 2 == 0, 31 + flip
@@ -176,3 +177,19 @@ async def test_a_burst_under_429_storms_is_delivered_whole_and_in_order(
         for chat in chats:
             assert [m["text"] for m in api.sent(token, chat)] == expected
         assert len(api.calls(token, "sendMessage")) == 200 * 5  # no duplicates
+
+
+async def test_a_command_that_times_out_shows_it_on_its_card(
+    api: BotAPIServer, token: str, alice: Chat, people: dict[str, Any]
+) -> None:
+    alice.say("/status boiler-1")
+    card = await alice.next_sent(2)
+    async with notifier():
+        alice.press(card, buttons(card)["\u25b6 reboot"])
+        await alice.until(lambda: "waiting for the device" in alice.sent()[1]["text"])
+        # What the IoT side's sweep does once IOT_COMMAND_TIMEOUT has passed.
+        later = timezone.now() + timedelta(minutes=5)
+        await sync_to_async(expire_overdue_commands)(later)
+        await alice.until(lambda: "timed out" in alice.sent()[1]["text"])
+    assert alice.sent()[1]["message_id"] == card["message_id"]  # edited, not re-sent
+    assert len(alice.sent()) == 2
