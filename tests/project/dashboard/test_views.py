@@ -17,7 +17,10 @@ pytestmark = pytest.mark.django_db
 
 PAGES = ["/", "/traffic/", "/health/"]
 #: Every dashboard URL, a sample value in each path parameter.
-EVERY_PAGE = ["/" + re.sub(r"<[^>]+>", "sample", str(url.pattern)) for url in urlpatterns]
+EVERY_PAGE = [
+    "/" + re.sub(r"<[^>]+>", "sample", re.sub(r"<int:[^>]+>", "1", str(url.pattern)))
+    for url in urlpatterns
+]
 
 
 @pytest.mark.parametrize("page", EVERY_PAGE)
