@@ -37,6 +37,7 @@ from telegram.error import TelegramError
 from telegram.request import BaseRequest, HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
+from gateway.failure_log import FailureLog
 from protocols.telegram.flood import FloodControl
 
 logger = logging.getLogger("gateway.telegram")
@@ -223,12 +224,23 @@ class ApiClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.retry_ambiguous = retry_ambiguous
+        #: A 429 storm logs a line and then a count a minute, not a line per message.
+        self.floods = FailureLog(logger, level=logging.WARNING)
 
-    async def call(self, method: str, params: dict[str, Any], *, retry: bool | None = None) -> Any:
+    async def call(
+        self,
+        method: str,
+        params: dict[str, Any],
+        *,
+        retry: bool | None = None,
+        until_accepted: bool = False,
+    ) -> Any:
         """Call ``method``; raise :class:`BotApiError` once retries are exhausted.
 
         ``retry`` (None: the client's ``retry_ambiguous``) says whether a failure that
         may have been performed is retried; False makes the call at most once.
+        ``until_accepted``: 429s never exhaust the attempts (each waits its
+        ``retry_after``), for sends nobody would hear had failed.
         """
         retry_ambiguous = self.retry_ambiguous if retry is None else retry
         chat_id = params.get("chat_id")
@@ -247,11 +259,14 @@ class ApiClient:
             except TelegramError as exc:
                 error = as_api_error(exc)
                 unperformed = never_performed(exc)
-            if attempt == self.max_attempts:
+            flooded = error.error_code == 429
+            if attempt >= self.max_attempts and not (flooded and until_accepted):
                 raise error
-            if error.error_code == 429:
+            if flooded:
                 retry_after = error.retry_after if error.retry_after is not None else delay
-                logger.warning("%s to %s: 429, retrying after %.1fs", method, chat_id, retry_after)
+                self.floods.repeated(
+                    "429", f"{method} to {chat_id}: 429, retrying after {retry_after:.1f}s"
+                )
                 self.flood.pause(chat_id, retry_after)
             elif error.error_code == 0 or error.error_code >= 500:
                 if not (unperformed or retry_ambiguous):

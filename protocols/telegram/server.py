@@ -311,7 +311,10 @@ class BotRunner:
         """Make ``call``; the ``telegram.result`` to deliver if it asked for one."""
         self.calls += 1
         try:
-            result = await self.client.call(call.method, call.params, retry=call.retry)
+            # Without a request_id nobody would hear of a failure: wait out any 429s.
+            result = await self.client.call(
+                call.method, call.params, retry=call.retry, until_accepted=call.request_id is None
+            )
         except BotApiError as error:
             if call.request_id is None:
                 logger.warning(
