@@ -50,9 +50,14 @@ logger = logging.getLogger("project.iot.live")
 Point = tuple[str, Mapping[str, float]]
 
 
+#: The events ``IOT_NOTIFY_CHANNELS`` get: alerts and command updates, never the live
+#: view's summaries, readings or bad-payload notices (no notify consumer handles those).
+NOTIFY_TYPES = frozenset({"iot.alert", "iot.command"})
+
+
 async def broadcast(layer: BaseChannelLayer, event: Message, groups: Iterable[str]) -> None:
-    """``group_send`` ``event`` to each of ``groups``, then ``send`` it to each
-    ``IOT_NOTIFY_CHANNELS`` channel.
+    """``group_send`` ``event`` to each of ``groups``, then, for an alert or a command
+    update (:data:`NOTIFY_TYPES`), ``send`` it to each ``IOT_NOTIFY_CHANNELS`` channel.
 
     Groups reach every member, in every process; a channel reaches one receiver.
     Whoever must act on an alert or a command once (the bot messaging a chat) listens
@@ -60,8 +65,9 @@ async def broadcast(layer: BaseChannelLayer, event: Message, groups: Iterable[st
     """
     for group in groups:
         await layer.group_send(group, event)
-    for channel in iot_settings().notify_channels:
-        await layer.send(channel, event)
+    if event["type"] in NOTIFY_TYPES:
+        for channel in iot_settings().notify_channels:
+            await layer.send(channel, event)
 
 
 class LiveUpdates:

@@ -1,14 +1,16 @@
 """The starter project's gateway processes, for its end-to-end tests.
 
 ``gateway_env`` is a clean environment for ``project.settings`` (no inherited Redis,
-database, broker or bot token); ``migrate`` prepares its database; ``GatewayProcess``
+database, broker or bot token); ``migrate`` prepares its database and
+``django_script`` calls the product's services on it; ``GatewayProcess``
 runs one ``python -m gateway.cli ...`` and collects its output (the log on stderr and
 the start summary on stdout, in one stream) as it comes, so a chatty process never
 blocks on a full pipe and a test can wait for a line. ``demo_admin`` reads the
 credentials ``--demo-admin`` printed, and ``log_in`` logs in with them as a browser
 does, for the dashboard's pages and sockets; ``add_device`` adds a device through
 the fleet page and returns the MQTT secret it shows once; ``next_points`` reads a
-device socket (``/ws/devices/<id>/``) up to its next readings.
+device socket (``/ws/devices/<id>/``) up to its next readings; ``DeviceClients`` is a
+device as ``mosquitto_pub``/``mosquitto_sub`` processes (telemetry, commands, acks).
 """
 
 from __future__ import annotations
@@ -52,18 +54,32 @@ def gateway_env(data_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-async def migrate(env: dict[str, str]) -> None:
+async def python(env: dict[str, str], *args: str, timeout: float = 60) -> str:
+    """``python <args>`` in the project's directory with ``env``; its stdout, once it
+    exited 0 (killed if it takes longer than ``timeout`` seconds)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "manage.py", "migrate", "--noinput",
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable, *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        async with asyncio.timeout(60):
-            assert await process.wait() == 0
+        async with asyncio.timeout(timeout):
+            out, _ = await process.communicate()
+        assert process.returncode == 0, f"python {args[0]} exited {process.returncode}"
+        return out.decode()
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def migrate(env: dict[str, str]) -> None:
+    await python(env, "manage.py", "migrate", "--noinput")
+
+
+async def django_script(env: dict[str, str], script: str, *args: str) -> str:
+    """Run ``script`` (Python, after ``django.setup()``; ``sys.argv[1:]`` is ``args``)
+    in a process of the project under ``env``, as the gateway processes see the
+    database: the product's services, called from outside. Its stdout."""
+    return await python(env, "-c", f"import django\ndjango.setup()\n{script}", *args)
 
 
 class GatewayProcess:
@@ -119,6 +135,75 @@ class GatewayProcess:
             await self.process.wait()
         async with asyncio.timeout(10):
             await asyncio.gather(self._reader, return_exceptions=True)
+
+
+class DeviceClients:
+    """A device as ``mosquitto_pub``/``mosquitto_sub`` processes on the broker at ``port``
+    (127.0.0.1): logged in with its MQTT ``secret`` when given (the embedded broker),
+    anonymous otherwise; each wait takes at most ``wait`` seconds. ``close`` kills them."""
+
+    def __init__(self, port: int, device_id: str, secret: str | None, wait: float = 10) -> None:
+        self.device_id = device_id
+        self.port = port
+        self.login = ["-u", device_id, "-P", secret] if secret is not None else []
+        self.wait = wait
+        self.processes: list[asyncio.subprocess.Process] = []
+
+    async def start(self, tool: str, client: str, *args: str) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            *(["stdbuf", "-oL"] if tool == "mosquitto_sub" else []),
+            tool, "-h", "127.0.0.1", "-p", str(self.port), "-q", "1",
+            "-i", f"{self.device_id}-{client}", *self.login, *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        self.processes.append(process)
+        return process
+
+    async def connect(self) -> asyncio.subprocess.Process:
+        """One connection that stays open (the device is online while it is), and
+        publishes each line written to it as telemetry."""
+        topic = f"devices/{self.device_id}/telemetry"
+        return await self.start("mosquitto_pub", "telemetry", "-t", topic, "-l")
+
+    async def publish(self, telemetry: asyncio.subprocess.Process, values: dict[str, Any]) -> None:
+        assert telemetry.stdin is not None
+        telemetry.stdin.write(f"{json.dumps(values)}\n".encode())
+        async with asyncio.timeout(self.wait):
+            await telemetry.stdin.drain()
+
+    async def subscribe_commands(self) -> asyncio.subprocess.Process:
+        """``mosquitto_sub -d`` for one command, once its subscription is acknowledged."""
+        topic = f"devices/{self.device_id}/commands"
+        args = ["-d", "-C", "1", "-W", str(int(self.wait * 3)), "-t", topic]
+        process = await self.start("mosquitto_sub", "commands", *args)
+        assert process.stdout is not None
+        async with asyncio.timeout(self.wait):
+            while b"SUBACK" not in (line := await process.stdout.readline()):
+                assert line, "mosquitto_sub ended before subscribing"
+        return process
+
+    async def command(self, subscriber: asyncio.subprocess.Process) -> dict[str, Any]:
+        """The command ``subscriber`` received."""
+        assert subscriber.stdout is not None
+        async with asyncio.timeout(self.wait):
+            while not (line := await subscriber.stdout.readline()).startswith(b"{"):
+                assert line, "mosquitto_sub ended without a command"
+        command: dict[str, Any] = json.loads(line)
+        return command
+
+    async def ack(self, command_id: str) -> None:
+        ack = json.dumps({"id": command_id, "ok": True, "result": {"uptime": 0}})
+        topic = f"devices/{self.device_id}/commands/ack"
+        process = await self.start("mosquitto_pub", "ack", "-t", topic, "-m", ack)
+        async with asyncio.timeout(self.wait):
+            assert await process.wait() == 0
+
+    async def close(self) -> None:
+        for process in self.processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+            await process.wait()
 
 
 async def demo_admin(process: GatewayProcess) -> tuple[str, str]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from gateway.layers.base import BaseChannelLayer
 from project.iot.events import FLEET_GROUP, device_group
 from project.iot.live import LiveUpdates
-from tests.project.iot.conftest import AT, live_thing
+from tests.project.iot.conftest import AT, Listener, live_thing
 
 
 class Clock:
@@ -105,3 +108,24 @@ async def test_without_a_channel_layer_nothing_is_sent() -> None:
     live.reading("d1", AT, {"t": 1})
     await live.announce({"type": "iot.alert"}, "iot.alerts")
     await live.close()
+
+
+async def test_notify_channels_get_alerts_and_commands_only(
+    layer: BaseChannelLayer, settings: Any
+) -> None:
+    """The bot's worker handles alerts and commands: the live view's summaries,
+    readings and bad-payload notices never reach it (each would crash its consumer)."""
+    settings.IOT_NOTIFY_CHANNELS = ["notify.test"]
+    notify = Listener(layer, "notify.test")
+    live = LiveUpdates(layer)
+    live.device_changed(live_thing("d1"))
+    live.reading("d1", AT, {"t": 1})
+    live.bad_payload("d1", {"type": "iot.bad_payload", "device_id": "d1"})
+    await live.flush()
+    await live.announce({"type": "iot.alert", "alert": {}}, "iot.alerts")
+    await live.announce({"type": "iot.command", "command": {}}, "iot.commands")
+    # One FIFO channel: anything the live view had sent there would come first.
+    assert [(await notify.next())["type"] for _ in range(2)] == ["iot.alert", "iot.command"]
+    with pytest.raises(TimeoutError):  # and nothing after them
+        async with asyncio.timeout(0):
+            await layer.receive("notify.test")
