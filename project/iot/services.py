@@ -169,7 +169,9 @@ def summaries(user: Viewer) -> list[DeviceSummary]:
     things = visible_things(user).annotate(
         open_alert_count=Count("alerts", filter=Q(alerts__cleared_at__isnull=True))
     )
-    return [device_summary(thing, thing.open_alert_count) for thing in things]
+    # Meta.ordering does not apply to a GROUP BY query: without this the order is the
+    # database's whim (PostgreSQL's hash aggregate), and fleet pages would shuffle.
+    return [device_summary(t, t.open_alert_count) for t in things.order_by("device_id")]
 
 
 # -- commands ------------------------------------------------------------------------

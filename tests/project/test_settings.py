@@ -45,7 +45,10 @@ def test_defaults_are_the_embedded_appliance(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["debug"] is False
-    assert shown["layer"] == {"BACKEND": "gateway.layers.InMemoryChannelLayer"}
+    assert shown["layer"] == {
+        "BACKEND": "gateway.layers.InMemoryChannelLayer",
+        "CONFIG": {"channel_capacity": {"chatbot.notify": 10_000, "telegram.send": 10_000}},
+    }
     assert shown["db"] == "django.db.backends.sqlite3"
     assert shown["mqtt"] is None
     assert shown["telegram"] is None
@@ -75,7 +78,10 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert shown["hosts"] == ["a.example", "b.example"]
     assert shown["layer"] == {
         "BACKEND": "gateway.layers.redis.RedisChannelLayer",
-        "CONFIG": {"hosts": ["redis://127.0.0.1:6379/3"]},
+        "CONFIG": {
+            "hosts": ["redis://127.0.0.1:6379/3"],
+            "channel_capacity": {"chatbot.notify": 10_000, "telegram.send": 10_000},
+        },
     }
     assert shown["db"] == "django.db.backends.postgresql"
     assert shown["mqtt"] == "mqtt://broker:1883"

@@ -19,6 +19,7 @@ def test_defaults() -> None:
         max_metrics=32,
         write_interval=0.5,
         write_batch=500,
+        notify_channels=(),
     )
 
 
