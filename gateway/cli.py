@@ -29,11 +29,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway import metrics
-from gateway.startup import Note, first_admin, summarize
 from gateway.types import ASGIApp
 
 if TYPE_CHECKING:
+    from gateway.startup import Note
     from protocols.http_routes import HttpRoute
     from protocols.service import Service
 
@@ -187,6 +186,23 @@ def add_health_arguments(parser: argparse.ArgumentParser) -> None:
         help="address for --health-port (default: %(default)s; 0.0.0.0 for probes "
         "from outside, e.g. Kubernetes)",
     )
+
+
+def build_check_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway")
+    add_log_level_argument(parser, default=os.environ.get("GATEWAY_LOG_LEVEL", "info"))
+    add_check_command(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return parser
+
+
+def _subcommand(arguments: Sequence[str]) -> str | None:
+    """The subcommand named in ``arguments`` (after ``--log-level LEVEL``, if given)."""
+    rest = list(arguments)
+    while rest and rest[0].startswith("-"):
+        option = rest.pop(0)
+        if option == "--log-level" and rest:
+            rest.pop(0)
+    return rest[0] if rest else None
 
 
 def add_check_command(sub: Any) -> None:
@@ -371,19 +387,26 @@ def route_server(route: HttpRoute) -> Service:
 
 def ready_summary(command: str, services: Sequence[Any], site: bool, admin: Note | None) -> str:
     """What :func:`main` prints once every service has started."""
+    from gateway.startup import summarize
+
     title = f"gateway {command} is ready (pid {os.getpid()}); Ctrl+C stops it"
     return summarize(title, services, site=site, admin=admin).render()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # `gateway check` runs every few seconds in each container: it parses its own
+    # arguments without importing every server (what build_parser does).
+    parser = build_check_parser() if _subcommand(arguments) == "check" else build_parser()
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     if args.command == "check":
         return check(args)
+    from gateway import metrics
+    from gateway.startup import first_admin
     from protocols.health import HealthService
     from protocols.runner import EventLoopUnavailable, ServiceStartError, serve
 
