@@ -152,7 +152,8 @@ async def burst(
             update = {"chat": {"id": chat, "type": "private"}, "from": api.make_user(chat)}
             update.update(date=0, old_chat_member=member, new_chat_member=member)
             api.inject(token, "my_chat_member", update)
-        async with notifier(), bot_server(api, token, **options):
+        # The chats' membership updates are not the bot's business here.
+        async with notifier(), bot_server(api, token, allowed_updates=["message"], **options):
             events = [
                 await sync_to_async(alert_flip)(
                     people["boiler"], "temperature", flip % 2 == 0, 31 + flip
@@ -181,9 +182,10 @@ async def burst(
 async def test_a_burst_of_1000_alert_messages_to_200_chats_keeps_within_the_limits(
     people: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Telegram's limits (30/s overall, 1/s per chat) scaled up tenfold and twofold: the
-    server's flood control paces the burst so that Telegram never says 429."""
-    pacing = TelegramLimits(overall=Window(300, 1.0), per_chat=Window(2, 1.0), per_group=None)
+    """Telegram's limits scaled tenfold (300/s overall), 2/s per chat, enforced by the
+    Bot API; the server paces at two thirds of them (200/s, 1/s per chat), headroom
+    that absorbs network jitter: no 429 at all, nothing lost, each chat's order kept."""
+    pacing = TelegramLimits(overall=Window(200, 1.0), per_chat=Window(1, 1.0), per_group=None)
     enforced = FloodLimits(per_chat_per_second=2, per_second=300, retry_after=1)
     await burst(people, range(1, 201), 5, enforced, flood_limits=pacing, max_attempts=1)
     assert "429" not in caplog.text
