@@ -201,7 +201,7 @@ class ProbeServer(WebServer):
         super().__init__(HealthRoutes(None, readiness), config, readiness)
 
     def describe(self, summary: Summary) -> None:
-        summary.add("Health", f"{self.url}/healthz (alive) and {self.url}/readyz (ready)")
+        summary.add("Probes", f"{self.url}/healthz (alive) and {self.url}/readyz (ready)")
 
 
 def _remove_socket_file(path: str) -> None:

@@ -121,11 +121,9 @@ class Dashboard:
         subscription keeps no order across its members), so the order across
         them is not the device's: compare as sorted lists.
         """
-        missing = lambda _: not set(values) <= set(self.readings)  # noqa: E731
-        if missing(None):
-            await self.until(
-                f"readings {sorted(set(values) - set(self.readings))}", lambda m: not missing(m)
-            )
+        if not set(values) <= set(self.readings):
+            what = f"readings {sorted(set(values) - set(self.readings))}"
+            await self.until(what, lambda _: set(values) <= set(self.readings))
         return self.readings
 
     async def send(self, message: dict[str, Any]) -> None:

@@ -16,12 +16,20 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from gateway.botapi import BotAPIServer
 from gateway.types import Receive, Scope, Send
+from protocols.mqtt.bridge import BridgeLink
+from protocols.mqtt.config import BridgeConfig
+from protocols.mqtt.server import MqttServer
 from protocols.readiness import Readiness, probe
 from protocols.service import Service
 from protocols.websocket import Config, WebServer
 from protocols.websocket.server import ProbeServer
 from tests.project.processes import ROOT, free_port
+from tests.protocols.mqtt.example import application as mqtt_application
+from tests.protocols.telegram.conftest import api, serving
+
+__all__ = ["api"]  # the local Bot API server fixture
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,7 +56,7 @@ class Dependency(Service):
 
 
 @contextlib.asynccontextmanager
-async def serving(server: WebServer) -> AsyncIterator[httpx.AsyncClient]:
+async def probing(server: WebServer) -> AsyncIterator[httpx.AsyncClient]:
     """``server`` started, and a client of it; the server stopped afterwards."""
     await server.start()
     try:
@@ -63,7 +71,7 @@ async def test_the_web_server_answers_the_probes_before_the_application() -> Non
     server = WebServer(application, config, Readiness(layer=False, database=False))
     dependency = Dependency()
     server.readiness.watch(dependency)
-    async with serving(server) as client:
+    async with probing(server) as client:
         assert (await client.get("/healthz")).text == "ok\n"
         ready = await client.get("/readyz")
         assert (ready.status_code, ready.text) == (200, "ready\n")
@@ -101,7 +109,7 @@ async def test_a_check_that_hangs_or_raises_is_a_reason() -> None:
 async def test_the_probes_can_be_handed_to_the_application() -> None:
     config = Config(port=0, lifespan="off", access_log=False, health_probes=False)
     server = WebServer(application, config)
-    async with serving(server) as client:
+    async with probing(server) as client:
         assert (await client.get("/readyz")).text == "app /readyz"
 
 
@@ -110,7 +118,7 @@ async def test_a_probe_server_serves_only_the_probes_and_gateway_check_reads_it(
     server = ProbeServer("127.0.0.1", 0)
     dependency = Dependency()
     server.readiness.watch(dependency)
-    async with serving(server) as client:
+    async with probing(server) as client:
         assert (await client.get("/readyz")).text == "ready\n"
         assert (await client.get("/")).status_code == 404
         ok = await check("--port", str(server.port))
@@ -140,3 +148,42 @@ async def check(*args: str) -> tuple[int, str]:
 
 def test_probe_reports_what_answered() -> None:
     assert probe(f"http://127.0.0.1:{free_port()}/readyz", 1)[0] is False
+
+
+async def until_ready_is(service: Service, ready: bool) -> str | None:
+    """``service.ready()`` once it says ready (None) or not (a reason), as asked.
+
+    A server's readiness is state it keeps, with no event to await: look again
+    every 10 ms, as an orchestrator's probe would on its interval.
+    """
+    async with asyncio.timeout(10):
+        while ((reason := await service.ready()) is None) != ready:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    return reason
+
+
+async def test_a_bot_is_not_ready_while_getupdates_fails(api: BotAPIServer) -> None:
+    token = api.add_bot("probe_bot")
+    async with serving(application, api, token) as server:
+        assert await server.ready() is None
+        await api.stop()
+        reason = await until_ready_is(server, False)
+        assert reason is not None
+        assert reason.startswith("@probe_bot: getUpdates failed")
+        assert token.split(":")[1] not in reason
+        await api.start()
+        await until_ready_is(server, True)
+
+
+async def test_the_mqtt_bridge_is_not_ready_while_disconnected(mosquitto_url: str) -> None:
+    port = free_port()  # nobody listens: the bridge cannot connect
+    server = MqttServer(
+        mqtt_application, BridgeLink(BridgeConfig.from_url(f"mqtt://127.0.0.1:{port}"))
+    )
+    assert await server.ready() == f"bridge link to 127.0.0.1:{port} is down"
+    connected = MqttServer(mqtt_application, BridgeLink(BridgeConfig.from_url(mosquitto_url)))
+    await connected.start()
+    try:
+        assert await connected.ready() is None
+    finally:
+        await connected.stop(5)
