@@ -9,12 +9,14 @@ are in use, a warning for each risky setting, and never a secret.
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.project.processes import (
+    ROOT,
     demo_admin,
     free_port,
     gateway,
@@ -39,6 +41,7 @@ async def test_without_an_admin_the_summary_says_how_to_create_one(tmp_path: Pat
         await process.wait_for_log("WARNING: DEBUG is on")
         assert await process.stop() == 0
     summary = process.text.split("gateway run is ready", 1)[1].splitlines()
+    python = Path(sys.executable).relative_to(ROOT)  # .venv/bin/python, or .venv-django6's
     lines = [" ".join(line.split()) for line in summary]
     for expected in [
         f"Dashboard http://127.0.0.1:{web}/",
@@ -47,7 +50,7 @@ async def test_without_an_admin_the_summary_says_how_to_create_one(tmp_path: Pat
         f"MQTT devices mqtt://{socket.gethostname()}:{mqtt} (embedded broker, on every interface)",
         "Channel layer in-memory (this process only)",
         f"Database SQLite {tmp_path / 'db.sqlite3'}",
-        "First admin none yet: create one with `.venv/bin/python manage.py createsuperuser` "
+        f"First admin none yet: create one with `{python} manage.py createsuperuser` "
         "(or start once with --demo-admin)",
     ]:
         assert expected in lines, process.text

@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import sys
+from datetime import datetime
 from typing import Any, cast
 
 from django.apps import apps
@@ -21,6 +22,7 @@ from django.conf import settings
 from django.core.management.base import CommandParser
 from django.core.management.commands.runserver import Command as DjangoRunserver
 from django.db import connections
+from django.utils.version import get_docs_version
 
 from gateway import metrics
 from gateway.types import ASGIApp
@@ -33,7 +35,8 @@ from protocols.websocket.server import WebServer
 
 
 class _Announce(Service):
-    """Prints Django's "Starting development server at ..." once the port is bound."""
+    """Prints the "Starting ASGI/gateway development server at ..." banner once the port
+    is bound (:meth:`Command.on_bind`)."""
 
     name = "banner"
 
@@ -81,6 +84,30 @@ class Command(DjangoRunserver):
             # Django types the wrapped application as its own ASGIHandler; any ASGI app works.
             application = cast(ASGIApp, ASGIStaticFilesHandler(cast(Any, application)))
         return application
+
+    def on_bind(self, server_port: int) -> None:
+        """Django's banner, naming the server that runs: Django 6 says "WSGI" in it, which
+        this is not (Daphne's runserver says "ASGI/Daphne" the same way)."""
+        if getattr(self, "_raw_ipv6", False):  # set by Django's handle() for [::1]:8000
+            addr = f"[{self.addr}]"
+        else:
+            addr = "0.0.0.0" if self.addr == "0" else self.addr
+        quit_command = "CTRL-BREAK" if sys.platform == "win32" else "CONTROL-C"
+        self.stdout.write(
+            f"{datetime.now().strftime('%B %d, %Y - %X')}\n"
+            f"Django version {self.get_version()}, using settings {settings.SETTINGS_MODULE!r}\n"
+            f"Starting ASGI/gateway development server at http://{addr}:{server_port}/\n"
+            f"Quit the server with {quit_command}."
+        )
+        if os.environ.get("DJANGO_RUNSERVER_HIDE_WARNING") != "true":
+            self.stdout.write(
+                self.style.WARNING(
+                    "WARNING: This is a development server. Do not use it in a production "
+                    "setting. Use `gateway run` (or `gateway web`) instead.\n"
+                    "For more information on production servers see: https://docs."
+                    f"djangoproject.com/en/{get_docs_version()}/howto/deployment/"
+                )
+            )
 
     def inner_run(self, *args: Any, **options: Any) -> None:
         from django.utils import autoreload

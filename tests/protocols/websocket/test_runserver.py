@@ -33,7 +33,9 @@ def runserver() -> Iterator[int]:
     try:
         for line in process.stdout:
             output.append(line)
-            found = re.search(r"Starting development server at http://127\.0\.0\.1:(\d+)/", line)
+            found = re.search(
+                r"Starting ASGI/gateway development server at http://127\.0\.0\.1:(\d+)/", line
+            )
             if found:
                 break
         else:
