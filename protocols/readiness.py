@@ -90,14 +90,17 @@ class Readiness:
         return None if reason is None else f"{name}: {reason}"
 
     async def _check_database(self) -> str | None:
-        if self._db_check is None or self._db_check.done():
+        check = self._db_check
+        if check is None or check.done():
+            if check is not None and not check.cancelled():
+                check.exception()  # seen (by a probe that gave up on it): not logged
             if self._db_thread is None:
                 self._db_thread = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix="readiness"
                 )
-            loop = asyncio.get_running_loop()
-            self._db_check = loop.run_in_executor(self._db_thread, _select_one)
-        await asyncio.shield(self._db_check)
+            check = asyncio.get_running_loop().run_in_executor(self._db_thread, _select_one)
+            self._db_check = check
+        await asyncio.shield(check)
         return None
 
     def close(self) -> None:
