@@ -61,6 +61,9 @@ class Server:
         self.port = free_port()
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="bench.web.settings", PYTHONPATH=str(ROOT))
         self.process = subprocess.Popen(command(kind, app, self.port), cwd=ROOT, env=env)
+        self.wait_listening(kind)
+
+    def wait_listening(self, kind: str) -> None:
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -1,6 +1,9 @@
 """Run one reference server in this process: ``python -m bench.web.serve KIND PORT``.
 
-KIND is ``websockets`` (a bare websockets echo server) or ``frames`` (no WebSocket
+KIND is ``websockets`` (a bare websockets echo server), ``broadcast`` (a bare
+websockets server where every connection but ``/pub`` is a member and each message
+``/pub`` sends goes to all members through ``websockets.broadcast``: the ceiling of
+bench/web/broadcast.py) or ``frames`` (no WebSocket
 code at all: answers each client frame with the precomputed echo frame, so it
 measures only the load generator and the sockets — the true ceiling). gateway,
 uvicorn and daphne run from their own command lines (see run.py), as users run them.
@@ -30,6 +33,31 @@ async def serve_websockets(port: int) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     async with serve(echo, "127.0.0.1", port, compression=None):
+        await stop.wait()
+
+
+async def serve_broadcast(port: int) -> None:
+    from websockets.asyncio.server import ServerConnection, broadcast, serve
+    from websockets.exceptions import ConnectionClosed
+
+    members: set[ServerConnection] = set()
+
+    async def handler(connection: ServerConnection) -> None:
+        if connection.request is not None and connection.request.path == "/pub":
+            with contextlib.suppress(ConnectionClosed):
+                async for message in connection:
+                    broadcast(members, message)
+            return
+        members.add(connection)
+        try:
+            await connection.wait_closed()
+        finally:
+            members.discard(connection)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    async with serve(handler, "127.0.0.1", port, compression=None, backlog=4096):
         await stop.wait()
 
 
@@ -77,8 +105,14 @@ def main() -> None:
     kind, port_text = sys.argv[1:3]
     port = int(port_text)
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("websockets.server").setLevel(logging.CRITICAL)  # the start-up probe
     if kind == "websockets":
         asyncio.run(serve_websockets(port))
+    elif kind == "broadcast":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(serve_broadcast(port))
     elif kind == "frames":
         import uvloop
 
