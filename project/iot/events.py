@@ -81,6 +81,8 @@ class DeviceSummary(TypedDict):
 
 class AlertInfo(TypedDict):
     id: int
+    #: The threshold it belongs to (None once that threshold was deleted).
+    threshold_id: int | None
     device_id: str
     device_name: str
     owner_id: int
@@ -159,6 +161,7 @@ def alert_info(alert: Alert, thing: ThingLike, state: Literal["opened", "cleared
         moment, value = alert.cleared_at, alert.clear_value
     return {
         "id": alert.pk,
+        "threshold_id": alert.threshold_id,
         "device_id": thing.device_id,
         "device_name": thing.name,
         "owner_id": thing.owner_id,

@@ -24,6 +24,7 @@ command times out (and is announced) once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Callable
@@ -34,9 +35,11 @@ from typing import Any, TypeVar
 from django.utils import timezone
 
 from gateway.db import DatabaseSyncToAsync
+from gateway.exceptions import ChannelLayerUnavailable
 from gateway.failure_log import FailureLog
 from gateway.layers import get_channel_layer
 from gateway.layers.base import BaseChannelLayer
+from gateway.layers.receiving import receive_retrying
 from project.iot.alerts import clear_alert, open_alert
 from project.iot.commands import expire_overdue, record_ack
 from project.iot.conf import IotSettings, iot_settings
@@ -67,6 +70,9 @@ from project.iot.writer import ReadingWriter
 from project.traffic import traffic
 
 T = TypeVar("T")
+
+#: Seconds between renewals of the alert follower's group membership (groups expire).
+REJOIN_INTERVAL = 3600.0
 
 logger = logging.getLogger("project.iot")
 
@@ -128,6 +134,7 @@ class Ingest:
         #: device id -> connections open on the embedded broker (see presence()).
         self._connections: dict[str, int] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
 
     # -- lifetime ----------------------------------------------------------------
 
@@ -136,6 +143,11 @@ class Ingest:
         self.live.start()
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_commands(), name="iot command sweep")
+        if self._follower is None and self.live.layer is not None:
+            self._follower = asyncio.create_task(
+                self._follow_alerts(self.live.layer), name="iot alert follower"
+            )
+            self._follower.add_done_callback(self._follower_ended)
 
     async def flush(self) -> None:
         """Write and send everything waiting (at shutdown)."""
@@ -143,10 +155,11 @@ class Ingest:
         await self.live.flush()
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-            self._sweeper = None
+        for task in (self._sweeper, self._follower):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._sweeper = self._follower = None
         await self.writer.close()
         await self.live.close()
 
@@ -339,6 +352,47 @@ class Ingest:
 
     async def _announce_alert(self, info: AlertInfo, thing: LiveThing) -> None:
         await self.live.announce(alert_event(info), ALERTS_GROUP, device_group(thing.device_id))
+
+    async def _follow_alerts(self, layer: BaseChannelLayer) -> None:
+        """Keep this process's copies of open alerts in step with every process's.
+
+        With several MQTT processes (a shared subscription) one device's readings are
+        spread over them: the process that opened an alert is not always the one that
+        sees the reading that clears it. Each one listens on ``iot.alerts``, so a
+        process learns at once what another opened or cleared, instead of at its next
+        reload of the device. Membership is renewed well within the layer's group expiry.
+        """
+        channel = await layer.new_channel("iot.ingest")
+        try:
+            while True:
+                with contextlib.suppress(ChannelLayerUnavailable):
+                    await layer.group_add(ALERTS_GROUP, channel)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(REJOIN_INTERVAL):
+                        while True:
+                            event = await receive_retrying(layer, channel, logger)
+                            if event.get("type") == "iot.alert":
+                                self._alert_changed(event["alert"])
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(layer.group_discard(ALERTS_GROUP, channel))
+
+    def _follower_ended(self, task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self.failures.failed("iot: the alert follower stopped", error)
+
+    def _alert_changed(self, info: AlertInfo) -> None:
+        thing = self.things.cached(info["device_id"])
+        if thing is None:
+            return  # not served here (yet): its first load reads the database
+        for state in thing.rules:
+            if state.threshold_id != info["threshold_id"]:
+                continue
+            if info["state"] == "opened":
+                state.open_alert = info["id"]
+            elif state.open_alert == info["id"]:
+                state.open_alert = None
 
     async def _sweep_commands(self) -> None:
         timeout = self.config.command_timeout

@@ -132,6 +132,11 @@ class ThingRegistry:
         self.clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
+    def cached(self, device_id: str) -> LiveThing | None:
+        """The device's live copy if this process holds one (stale or not); no query."""
+        entry = self._entries.get(device_id)
+        return entry.thing if entry is not None else None
+
     async def get(self, device_id: str) -> LiveThing | None:
         entry = self._entries.get(device_id)
         if entry is not None and self.clock() < entry.expires:
