@@ -105,10 +105,14 @@ class Replies:
         return {"type": "telegram.chat_action", "action": action}
 
     @staticmethod
-    def _call_message(method: str, request_id: Any, params: dict[str, Any]) -> Message:
+    def _call_message(
+        method: str, request_id: Any, params: dict[str, Any], retry: bool | None = None
+    ) -> Message:
         message: Message = {"type": "telegram.call", "method": method, "params": params}
         if request_id is not None:
             message["request_id"] = request_id
+        if retry is not None:
+            message["retry"] = retry
         return message
 
 
@@ -216,9 +220,12 @@ class AsyncTelegramConsumer(TelegramHandlers):
     async def chat_action(self, action: str = "typing") -> None:
         await self.base_send(self._chat_action_message(action))
 
-    async def call(self, method: str, request_id: Any = None, **params: Any) -> None:
-        """Call any Bot API ``method``; with ``request_id`` the answer comes to :meth:`result`."""
-        await self.base_send(self._call_message(method, request_id, params))
+    async def call(
+        self, method: str, request_id: Any = None, *, retry: bool | None = None, **params: Any
+    ) -> None:
+        """Call any Bot API ``method``; with ``request_id`` the answer comes to :meth:`result`.
+        ``retry=False``: at most once (docs/telegram.md, "Retries can send a message twice")."""
+        await self.base_send(self._call_message(method, request_id, params, retry))
 
 
 class TelegramConsumer(TelegramHandlers, SyncConsumer):
@@ -269,6 +276,9 @@ class TelegramConsumer(TelegramHandlers, SyncConsumer):
     def chat_action(self, action: str = "typing") -> None:
         self.base_send(self._chat_action_message(action))
 
-    def call(self, method: str, request_id: Any = None, **params: Any) -> None:
-        """Call any Bot API ``method``; with ``request_id`` the answer comes to :meth:`result`."""
-        self.base_send(self._call_message(method, request_id, params))
+    def call(
+        self, method: str, request_id: Any = None, *, retry: bool | None = None, **params: Any
+    ) -> None:
+        """Call any Bot API ``method``; with ``request_id`` the answer comes to :meth:`result`.
+        ``retry=False``: at most once (docs/telegram.md, "Retries can send a message twice")."""
+        self.base_send(self._call_message(method, request_id, params, retry))

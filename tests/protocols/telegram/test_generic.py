@@ -84,6 +84,29 @@ async def test_async_consumer_commands_keyboard_calls_buttons() -> None:
         await bot.disconnect()
 
 
+class AtMostOnce(AsyncTelegramConsumer):
+    async def receive_text(self, text: str, message: dict[str, Any]) -> None:
+        await self.reply("Paid", retry=False)
+        await self.call("sendDice", retry=False, emoji="🎲")
+        await self.call("getChat", chat_id=1)
+
+
+async def test_helpers_pass_retry_to_the_server_not_to_the_bot_api() -> None:
+    async with TelegramCommunicator(AtMostOnce.as_asgi(), chat_id=5) as bot:
+        await bot.send_message("pay")
+        assert [await bot.receive_output() for _ in range(3)] == [
+            {"type": "telegram.message", "text": "Paid", "retry": False},
+            {
+                "type": "telegram.call",
+                "method": "sendDice",
+                "params": {"emoji": "🎲"},
+                "retry": False,
+            },
+            {"type": "telegram.call", "method": "getChat", "params": {"chat_id": 1}},
+        ]
+        await bot.disconnect()
+
+
 async def test_sync_consumer_and_automatic_callback_answer() -> None:
     async with TelegramCommunicator(SyncMenu.as_asgi(), chat_id=-100, thread_id=3) as bot:
         assert bot.scope["message_thread_id"] == 3
