@@ -71,7 +71,10 @@ class Config:
     #: Incoming WebSocket messages queued for an application that is not receiving,
     #: before the server stops reading from that socket.
     ws_max_queue: int = 32
+    #: Accept permessage-deflate offers, without context takeover (protocols.websocket.deflate).
     ws_per_message_deflate: bool = True
+    #: With permessage-deflate, messages shorter than this many bytes go uncompressed.
+    ws_compress_min_size: int = 128
 
     #: Largest request head (request line plus headers); bigger ones get 431.
     max_header_size: int = 64 * KIB

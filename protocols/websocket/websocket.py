@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import enum
+import functools
 import logging
 import os
 import sys
@@ -32,7 +33,7 @@ from http import HTTPStatus
 from typing import Any
 
 from websockets.datastructures import Headers
-from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.extensions.base import ServerExtensionFactory
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -41,6 +42,7 @@ from websockets.server import ServerProtocol
 from gateway.failure_log import FailureLog
 from protocols.websocket.accesslog import log_websocket
 from protocols.websocket.context import ServerContext
+from protocols.websocket.deflate import DeflateFactory, encoded_frame, signature
 from protocols.websocket.errors import ClientDisconnected, ProtocolViolation
 from protocols.websocket.flow import WriteFlow
 from protocols.websocket.response import simple_response
@@ -84,8 +86,10 @@ class AppState(enum.Enum):
     CLOSED = "closed"
 
 
-#: Shared by every connection: the factory holds configuration only.
-_EXTENSIONS = [ServerPerMessageDeflateFactory()]
+@functools.cache
+def _extensions(min_size: int) -> list[ServerExtensionFactory]:
+    """Shared by every connection: the factory holds configuration only."""
+    return [DeflateFactory(min_size)]
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -101,6 +105,7 @@ class WebSocketProtocol(asyncio.Protocol):
         "_early",
         "_fragment_text",
         "_fragments",
+        "_frame_key",
         "_handshake",
         "_headers",
         "_ping_payload",
@@ -133,7 +138,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self.info = info
         self.flow = WriteFlow(transport, config.timeout_send, config.write_buffer_limit)
         self.conn = ServerProtocol(
-            extensions=_EXTENSIONS if config.ws_per_message_deflate else None,
+            extensions=(
+                _extensions(config.ws_compress_min_size) if config.ws_per_message_deflate else None
+            ),
             max_size=config.ws_max_size,
             logger=protocol_logger,
         )
@@ -152,6 +159,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._early = b""
         self._fragments: list[bytes] | None = None
         self._fragment_text = False
+        #: deflate.signature() of the open connection: frames are shared when not None.
+        self._frame_key: tuple[object, ...] | None = None
         self._connect_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         #: After the client left: cancels an application still running at app_close_timeout.
@@ -383,12 +392,23 @@ class WebSocketProtocol(asyncio.Protocol):
             if self.conn.state is not State.OPEN:
                 raise ClientDisconnected("the WebSocket is closing")
             text = message.get("text")
-            if text is not None:
+            key = self._frame_key
+            if key is not None:
+                # Encoded once for every socket sending the same message (a group
+                # broadcast); written directly: websockets' protocol keeps no state
+                # for a whole data frame the server sends.
+                data = message["bytes"] if text is None else text
+                frame = encoded_frame(text is not None, data, key, self.conn.extensions)
+                if not self.closed:
+                    self.transport.write(frame)
+                self._flush()
+            elif text is not None:
                 self.conn.send_text(text.encode())
+                self._flush()
             else:
                 self.conn.send_binary(message["bytes"])
+                self._flush()
             self.ctx.counters.ws_sent += 1
-            self._flush()
             if self.flow.paused:
                 await self.flow.drain()
         elif state is AppState.HANDSHAKE:
@@ -457,6 +477,7 @@ class WebSocketProtocol(asyncio.Protocol):
             state=State.OPEN, max_size=self.config.ws_max_size, logger=protocol_logger
         )
         self.conn.extensions = handshake.extensions
+        self._frame_key = signature(handshake.extensions)
 
     def _send_denial(self) -> None:
         assert self._denial is not None  # RESPONDING implies it
