@@ -88,9 +88,21 @@ def _is_disconnect(message_type: str) -> bool:
     return event == "disconnect" and bool(protocol)
 
 
+class PolledSource(Protocol):
+    """A source read without a Task: :meth:`take` what is queued, else :meth:`wait`
+    (resolve the future when something arrives; False if something already has)
+    and :meth:`unwait` after waking. ``InMemoryChannelLayer``'s channels are read so."""
+
+    def take(self) -> Message | None: ...
+    def wait(self, waiter: asyncio.Future[None]) -> bool: ...
+    def unwait(self, waiter: asyncio.Future[None]) -> None: ...
+
+
+Source = Callable[[], Awaitable[Message]] | PolledSource
+
+
 async def dispatch_from(
-    sources: Sequence[Callable[[], Awaitable[Message]]],
-    dispatch: Callable[[Message], Awaitable[None]],
+    sources: Sequence[Source], dispatch: Callable[[Message], Awaitable[None]]
 ) -> None:
     """Wait on every source at once and dispatch each message, one at a time.
 
@@ -107,25 +119,79 @@ async def dispatch_from(
 
     With a single source (no channel layer) there is nothing to wait on
     concurrently, so it is read directly: no Task and no ``asyncio.wait`` per
-    message, which is most of a message's cost in a fast echo consumer.
+    message, which is most of a message's cost in a fast echo consumer. With
+    several, the loop waits on one future of its own, set by whichever source
+    has something first; a :class:`PolledSource` (the in-memory layer's channel)
+    sets it directly, so a group broadcast costs each member one wake-up of its
+    task, not a receive Task, its completion and ``asyncio.wait``'s bookkeeping.
     """
-    if len(sources) == 1:
-        (source,) = sources
+    if len(sources) == 1 and callable(sources[0]):
+        source = sources[0]
         while True:
             await dispatch(await source())
-    tasks: list[asyncio.Future[Message]] = [asyncio.ensure_future(source()) for source in sources]
+    wake: asyncio.Future[None] | None = None
+
+    def woken(_: object) -> None:
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def read(source: Callable[[], Awaitable[Message]]) -> asyncio.Future[Message]:
+        task = asyncio.ensure_future(source())
+        task.add_done_callback(woken)
+        return task
+
+    loop = asyncio.get_running_loop()
+    # Per source, either its reader (a Task's coroutine function) or its poll.
+    readers = [s if callable(s) else None for s in sources]
+    polled = [None if callable(s) else s for s in sources]
+    tasks = [read(reader) if reader is not None else None for reader in readers]
     try:
         while True:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for index, task in enumerate(tasks):
-                if task.done():
+            handled = rearmed = False
+            for index, (reader, poll) in enumerate(zip(readers, polled, strict=True)):
+                if poll is not None:
+                    message = poll.take()
+                    if message is None:
+                        continue
+                    await dispatch(message)
+                elif reader is not None:
+                    task = tasks[index]
+                    if task is None or not task.done():
+                        continue
                     await dispatch(task.result())
-                    tasks[index] = asyncio.ensure_future(sources[index]())
+                    tasks[index] = read(reader)
+                    rearmed = True
+                handled = True
+            if rearmed:
+                # A read started again runs only at the loop's next turn; take the
+                # next pass after it, or a polled source, always ready at once,
+                # would overtake a scope event that was already queued.
+                await asyncio.sleep(0)
+            if handled:
+                continue
+            waiter = wake = loop.create_future()
+            registered: list[PolledSource] = []
+            try:
+                for poll in polled:
+                    if poll is None:
+                        continue
+                    if not poll.wait(waiter):
+                        break  # a message is there already
+                    registered.append(poll)
+                else:
+                    if not any(task is not None and task.done() for task in tasks):
+                        await waiter
+            finally:
+                wake = None
+                for poll in registered:
+                    poll.unwait(waiter)
     finally:
-        for task in tasks:
+        pending = [task for task in tasks if task is not None]
+        for task in pending:
             task.cancel()
-        await asyncio.wait(tasks)
-        for task in tasks:
+        if pending:
+            await asyncio.wait(pending)
+        for task in pending:
             if not task.cancelled() and task.exception() is not None:
                 logger.debug("A consumer source failed while stopping", exc_info=task.exception())
 
@@ -225,11 +291,14 @@ class AsyncConsumer:
         self._asgi_send = send
         self.base_send = async_to_sync(send) if self._sync else send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources: list[Callable[[], Awaitable[Message]]] = [receive]
+        sources: list[Source] = [receive]
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            sources.append(self.channel_receive)
+            reader = getattr(self.channel_layer, "_local_reader", None)
+            sources.append(
+                reader(self.channel_name) if reader is not None else self.channel_receive
+            )
         groups = self._checked_groups(self.groups or ())
         if not self._sync:
             await aclose_old_connections()
