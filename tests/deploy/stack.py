@@ -47,8 +47,9 @@ import redis
 
 from tests.deploy.compose import ENV_EXAMPLE, ROOT, Stack, read_env_file
 from tests.layers.redis_servers import RedisServer
+from tests.ports import free_port
 from tests.project.chatbot.test_story import postgres_database
-from tests.project.processes import GatewayProcess, free_port
+from tests.project.processes import GatewayProcess
 
 #: Seconds a service may take to start and pass its health check, and any one step.
 WAIT = 30.0

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,13 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 #: Settings a test sets itself when it wants them, never inherited from the shell.
 INHERITED_NOT = {"REDIS_URL", "DATABASE_URL", "MQTT_URL", "TELEGRAM_BOT_TOKEN"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def gateway_env(data_dir: Path, **settings: str) -> dict[str, str]:

@@ -22,11 +22,11 @@ import httpx
 import pytest
 import websockets
 
+from tests.ports import free_port
 from tests.project.processes import (
     GatewayProcess,
     add_device,
     demo_admin,
-    free_port,
     gateway,
     gateway_env,
     log_in,

@@ -30,11 +30,11 @@ import pytest
 import websockets
 
 from tests.layers.redis_servers import RedisServer, redis_servers
+from tests.ports import free_port
 from tests.project.processes import (
     GatewayProcess,
     add_device,
     demo_admin,
-    free_port,
     gateway,
     gateway_env,
     log_in,

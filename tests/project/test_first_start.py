@@ -15,15 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.project.processes import (
-    ROOT,
-    demo_admin,
-    free_port,
-    gateway,
-    gateway_env,
-    log_in,
-    migrate,
-)
+from tests.ports import free_port
+from tests.project.processes import ROOT, demo_admin, gateway, gateway_env, log_in, migrate
 
 pytestmark = pytest.mark.mqtt
 

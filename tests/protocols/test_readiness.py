@@ -25,7 +25,8 @@ from protocols.readiness import Readiness, probe
 from protocols.service import Service
 from protocols.websocket import Config, WebServer
 from protocols.websocket.server import ProbeServer
-from tests.project.processes import ROOT, free_port
+from tests.ports import free_port
+from tests.project.processes import ROOT
 from tests.protocols.mqtt.example import application as mqtt_application
 from tests.protocols.telegram.conftest import api, serving
 

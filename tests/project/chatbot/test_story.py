@@ -37,14 +37,14 @@ import pytest
 from playwright.sync_api import Page, Playwright, expect, sync_playwright
 
 from gateway.botapi import BotAPIServer
-from tests.example.test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
+from tests.example.test_browser import CHROMIUM, CHROMIUM_ARGS, LAUNCH_MS, WAIT_MS
 from tests.layers.redis_servers import redis_servers
+from tests.ports import free_port
 from tests.project.processes import (
     DeviceClients,
     GatewayProcess,
     demo_admin,
     django_script,
-    free_port,
     gateway,
     gateway_env,
     migrate,
@@ -194,7 +194,7 @@ class Dashboard:
     def open(self, base: str, username: str, password: str, device_id: str) -> None:
         self._playwright = sync_playwright().start()
         chromium = self._playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=WAIT_MS
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=LAUNCH_MS
         )
         context = chromium.new_context(base_url=base)
         context.set_default_timeout(WAIT_MS)

@@ -16,14 +16,15 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from tests.example.test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
-from tests.project.processes import demo_admin, free_port, gateway, gateway_env, migrate
+from tests.example.test_browser import CHROMIUM, CHROMIUM_ARGS, LAUNCH_MS, WAIT_MS
+from tests.ports import free_port
+from tests.project.processes import demo_admin, gateway, gateway_env, migrate
 
 
 def browse(base: str, username: str, password: str) -> None:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=WAIT_MS
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=LAUNCH_MS
         )
         try:
             context = chromium.new_context(base_url=base)

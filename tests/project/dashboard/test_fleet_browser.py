@@ -28,16 +28,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.example.test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
+from tests.example.test_browser import CHROMIUM, CHROMIUM_ARGS, LAUNCH_MS, WAIT_MS
 from tests.layers.redis_servers import redis_servers
-from tests.project.processes import (
-    GatewayProcess,
-    demo_admin,
-    free_port,
-    gateway,
-    gateway_env,
-    migrate,
-)
+from tests.ports import free_port
+from tests.project.processes import GatewayProcess, demo_admin, gateway, gateway_env, migrate
 
 WAIT = WAIT_MS / 1000
 expect.set_options(timeout=WAIT_MS)
@@ -108,7 +102,7 @@ def add_device(page: Page, device_id: str, commands: str) -> str:
 def story(base: str, mqtt: int, username: str, password: str) -> None:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=WAIT_MS
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=LAUNCH_MS
         )
         try:
             context = chromium.new_context(base_url=base)

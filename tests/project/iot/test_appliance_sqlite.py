@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.project.processes import ROOT, free_port, gateway, gateway_env, migrate
+from tests.ports import free_port
+from tests.project.processes import ROOT, gateway, gateway_env, migrate
 from tests.protocols.mqtt.conftest import Device
 
 pytestmark = pytest.mark.mqtt

@@ -20,8 +20,8 @@ from gateway.layers import get_channel_layer
 from gateway.routing import TopicRouter, topic
 from protocols.mqtt.bridge import BridgeLink
 from protocols.mqtt.config import BridgeConfig
+from tests.ports import free_port
 from tests.protocols.mqtt.conftest import WAIT, Device, Recorder
-from tests.protocols.mqtt.test_restart import free_port
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.redis]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -19,17 +18,12 @@ from gateway.routing import TopicRouter, topic
 from protocols.mqtt.bridge import BridgeLink
 from protocols.mqtt.config import BridgeConfig
 from protocols.mqtt.server import MqttServer
+from tests.ports import free_port
 from tests.protocols.mqtt.conftest import WAIT, Device, Event, Recorder, next_event
 
 pytestmark = pytest.mark.mqtt
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Mosquitto:

@@ -23,8 +23,9 @@ from protocols.mqtt.bridge import BridgeLink
 from protocols.mqtt.broker import BrokerLink
 from protocols.mqtt.config import BridgeConfig
 from protocols.mqtt.listeners import TLSFiles
+from tests.ports import free_port
 from tests.protocols.mqtt.conftest import WAIT, Device, Event, Recorder, next_event
-from tests.protocols.mqtt.test_restart import Mosquitto, free_port
+from tests.protocols.mqtt.test_restart import Mosquitto
 
 pytestmark = pytest.mark.mqtt
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import pytest
@@ -17,16 +16,11 @@ from protocols.runner import run_services
 from protocols.telegram import launcher
 from protocols.telegram.server import TelegramServer
 from protocols.websocket.server import WebServer
+from tests.ports import free_port
 from tests.protocols.telegram.test_client import BAD_GATEWAY, ScriptedServer
 from tests.protocols.telegram.test_seed import ChattyBotConsumer
 
 APP = ProtocolTypeRouter({"telegram": ChattyBotConsumer.as_asgi()})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_wanted_when_routed_and_a_token_is_configured(settings: object) -> None:
