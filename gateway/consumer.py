@@ -130,9 +130,14 @@ async def dispatch_from(
         while True:
             await dispatch(await source())
     wake: asyncio.Future[None] | None = None
+    #: Whether a Task source resolved ``wake`` (else a polled source's sender did,
+    #: having already taken it off that source's waiters).
+    woken_by_task = False
 
     def woken(_: object) -> None:
+        nonlocal woken_by_task
         if wake is not None and not wake.done():
+            woken_by_task = True
             wake.set_result(None)
 
     def read(source: Callable[[], Awaitable[Message]]) -> asyncio.Future[Message]:
@@ -147,7 +152,7 @@ async def dispatch_from(
     tasks = [read(reader) if reader is not None else None for reader in readers]
     try:
         while True:
-            handled = rearmed = False
+            rearmed = False
             for index, (reader, poll) in enumerate(zip(readers, polled, strict=True)):
                 if poll is not None:
                     message = poll.take()
@@ -161,15 +166,16 @@ async def dispatch_from(
                     await dispatch(task.result())
                     tasks[index] = read(reader)
                     rearmed = True
-                handled = True
             if rearmed:
                 # A read started again runs only at the loop's next turn; take the
                 # next pass after it, or a polled source, always ready at once,
                 # would overtake a scope event that was already queued.
                 await asyncio.sleep(0)
-            if handled:
                 continue
+            # Handled only polled messages, or nothing: registering the wait below
+            # finds out whether anything more is there.
             waiter = wake = loop.create_future()
+            woken_by_task = False
             registered: list[PolledSource] = []
             try:
                 for poll in polled:
@@ -183,8 +189,10 @@ async def dispatch_from(
                         await waiter
             finally:
                 wake = None
-                for poll in registered:
-                    poll.unwait(waiter)
+                # A sender that resolved the waiter took it off its source's waiters.
+                if woken_by_task or not waiter.done() or len(registered) > 1:
+                    for poll in registered:
+                        poll.unwait(waiter)
     finally:
         pending = [task for task in tasks if task is not None]
         for task in pending:
