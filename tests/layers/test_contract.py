@@ -267,11 +267,14 @@ async def test_unreceived_messages_expire(
 async def test_expired_messages_free_capacity(
     make_layer: MakeLayer, name: Callable[[str], str]
 ) -> None:
-    layer = await make_layer(expiry=EXPIRY, capacity=1)
+    # Long enough that the first message cannot expire before the second send, even
+    # when a loaded machine pauses this test between the two (it did, at 0.05 s).
+    expiry = 0.5
+    layer = await make_layer(expiry=expiry, capacity=1)
     await layer.send(name("full"), {"type": "test.message", "n": 1})
     with pytest.raises(ChannelFull):
         await layer.send(name("full"), {"type": "test.message", "n": 2})
-    await asyncio.sleep(EXPIRY * 2)
+    await asyncio.sleep(expiry * 2)
     await layer.send(name("full"), {"type": "test.message", "n": 3})  # no ChannelFull
 
 
