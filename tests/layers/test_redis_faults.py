@@ -17,9 +17,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.exceptions import ChannelLayerUnavailable
 from gateway.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
+from gateway.layers.redis.errors import UNREACHABLE, raise_if_cancelling
 from tests.layers.redis_servers import RedisServer, redis_servers
 
 pytestmark = [pytest.mark.redis]
@@ -238,3 +240,29 @@ async def test_a_hung_redis_makes_sends_fail_instead_of_hanging(server: RedisSer
     finally:
         await layer.flush()
         await layer.close()
+
+
+async def test_a_cancellation_turned_into_a_connection_error_is_still_a_cancellation() -> None:
+    """What the receive loops do with a connection error: retry it, unless their task is
+    being cancelled (a client library that disconnects on cancellation may raise one)."""
+    retried = asyncio.Event()
+
+    async def receive_loop() -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)  # a blocking pop
+            except asyncio.CancelledError as cancelled:
+                error = RedisConnectionError("Connection closed by server.")
+                try:
+                    raise error from cancelled  # as the library reports it
+                except UNREACHABLE as exc:
+                    raise_if_cancelling(exc)
+                    retried.set()  # an outage: the loop goes round again
+
+    task = asyncio.create_task(receive_loop())
+    await asyncio.sleep(0)
+    task.cancel()
+    async with asyncio.timeout(WAIT):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert not retried.is_set()

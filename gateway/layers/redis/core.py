@@ -32,7 +32,7 @@ from . import scripts
 from .availability import Availability, Backoff
 from .config import decode_hosts
 from .connection import BlockingReader, LoopRegistry, Shard, make_shards
-from .errors import UNREACHABLE, CommandNotSent, translate_errors
+from .errors import UNREACHABLE, CommandNotSent, raise_if_cancelling, translate_errors
 from .keys import (
     channel_key,
     consistent_hash,
@@ -328,6 +328,7 @@ class RedisChannelLayer(BaseChannelLayer):
                     shard, key, ("BLPOP", key, BLOCK_SECONDS), requeue
                 )
             except UNREACHABLE as exc:
+                raise_if_cancelling(exc)
                 logger.debug("Receiving %s: %s; retrying", channel, exc)
                 shard.availability.lost(exc)
                 await shard.availability.pause_after_failure(backoff)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 
@@ -18,6 +19,18 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     ClusterDownError,
     OSError,
 )
+
+
+def raise_if_cancelling(error: BaseException) -> None:
+    """Raise ``CancelledError`` if the current task is being cancelled.
+
+    A client library may turn the cancellation of a read into a connection error
+    (it disconnects, and what it raises says so); a loop that retries connection
+    errors must not retry that one, or the cancelled receive would never end.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from error
 
 
 class CommandNotSent(ChannelLayerUnavailable):

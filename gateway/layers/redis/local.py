@@ -28,7 +28,7 @@ from gateway.layers.stats import LayerStats
 from . import scripts
 from .availability import Backoff
 from .connection import BlockingReader, Lease, Shard
-from .errors import UNREACHABLE, translate_errors
+from .errors import UNREACHABLE, raise_if_cancelling, translate_errors
 from .keys import counts_key, decode_entry, encode_entry, inbox_key
 from .mailbox import Mailboxes
 
@@ -184,6 +184,7 @@ class FamilyReceiver:
                     self.shard, self.inbox, command, self._requeue, prelude, confirmed, self.lease
                 )
             except UNREACHABLE as exc:
+                raise_if_cancelling(exc)
                 logger.debug("Receiving %s: %s; retrying", self.family, exc)
                 self.shard.availability.lost(exc)
                 if self.lease is not None:  # take a fresh one (maybe of another node)
