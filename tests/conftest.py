@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import traceback
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import pytest_django
@@ -49,6 +53,48 @@ def _close_sync_thread_db_connections(request: pytest.FixtureRequest) -> Iterato
         from django.db import connections
 
         SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+
+
+#: Every database connection opened during the run: id -> (connection, its thread, where).
+_opened: dict[int, tuple[Any, threading.Thread, str]] = {}
+
+
+def _remember_where_opened(sender: Any, connection: Any, **kwargs: Any) -> None:
+    if connection.vendor != "postgresql":  # psycopg's warning is the one this is about
+        return
+    raw = connection.connection
+    _opened[id(raw)] = (raw, threading.current_thread(), "".join(traceback.format_stack(limit=30)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _track_connections() -> None:
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_remember_where_opened, weak=False)
+
+
+@pytest.fixture(autouse=True)
+def _close_connections_of_ended_threads() -> Iterator[None]:
+    """Close, and report, database connections whose thread ended with them open.
+
+    A thread's connections live in its thread-local storage: when the thread ends
+    with one open, it is closed only when the garbage collector gets to it, and
+    psycopg then warns (an error here) in whichever test happens to be running. Held
+    here until their thread ends, they are closed after the test instead, and where
+    they were opened is logged (on ``tests.connections``) for whoever hunts the cause.
+    """
+    yield
+    for key, (raw, thread, where) in list(_opened.items()):
+        if raw.closed:
+            del _opened[key]
+        elif not thread.is_alive():
+            del _opened[key]
+            logging.getLogger("tests.connections").warning(
+                "closing a database connection left open by ended thread %s, opened at:\n%s",
+                thread.name,
+                where,
+            )
+            raw.close()
 
 
 @pytest.fixture(scope="session")
