@@ -184,6 +184,13 @@ def stop_web(process: subprocess.Popen[str]) -> int:
         process.stdout.close()
 
 
+def root_page(output: str) -> str:
+    """The text of ``/`` on the web server whose start ``output`` names."""
+    found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", output)
+    assert found, output
+    return httpx.get(f"http://127.0.0.1:{found.group(1)}/", timeout=5).text
+
+
 @pytest.mark.parametrize(
     ("option", "loop_class"),
     [
@@ -195,10 +202,7 @@ def stop_web(process: subprocess.Popen[str]) -> int:
 def test_web_serves_on_the_chosen_event_loop(option: tuple[str, ...], loop_class: str) -> None:
     process, output = start_web(*option)
     try:
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", output)
-        assert found, output
-        response = httpx.get(f"http://127.0.0.1:{found.group(1)}/", timeout=5)
-        assert response.text == "served by gateway"
+        assert root_page(output) == "served by gateway"
     finally:
         assert stop_web(process) == 0
     assert f"event loop: {loop_class}" in output
@@ -287,9 +291,6 @@ def test_web_serves_a_project_as_daphne_and_uvicorn_do(tmp_path: Path, where: st
         options, cwd = (), tmp_path
     process, output = start_web(*options, env={}, app="mysite.asgi:application", cwd=cwd)
     try:
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", output)
-        assert found, output
-        response = httpx.get(f"http://127.0.0.1:{found.group(1)}/", timeout=5)
-        assert response.text == "hello from mysite"
+        assert root_page(output) == "hello from mysite"
     finally:
         assert stop_web(process) == 0

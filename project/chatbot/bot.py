@@ -184,8 +184,7 @@ class DeviceBot(AsyncTelegramConsumer):
             return
         if action == "list":
             things = await database_sync_to_async(services.devices_of)(user)
-            text, keyboard = cards.device_list(things)
-            await self._edit_card(message, text, keyboard)
+            await self._put(_card_message_id(message), *cards.device_list(things))
         else:
             await self.BUTTONS[action](self, user, int(pk_text), message, index)
 
@@ -274,16 +273,11 @@ class DeviceBot(AsyncTelegramConsumer):
     async def _render(self, user: Any, pk: int, message: Message, card: int | None) -> None:
         """Draw the device's card: edit message ``card`` in place, or send a new one."""
         data = await self.run(message, services.card_data, user, pk, self.chat_id)
-        if data is None:
-            return
-        text, keyboard = cards.device_card(data, timezone.now())
-        if card is None:
-            await self.reply(text, keyboard=keyboard)
-        else:
-            await self.edit(card, text, keyboard=keyboard)
+        if data is not None:
+            await self._put(card, *cards.device_card(data, timezone.now()))
 
-    async def _edit_card(self, message: Message, text: str, keyboard: cards.Keyboard) -> None:
-        card = _card_message_id(message)
+    async def _put(self, card: int | None, text: str, keyboard: cards.Keyboard) -> None:
+        """Edit message ``card`` in place; without one, send the text as a new message."""
         if card is None:
             await self.reply(text, keyboard=keyboard)
         else:

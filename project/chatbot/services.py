@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from gateway.telegram.accounts import linked_user, redeem_link_code, unlink
 from gateway.telegram.models import LinkCode
 from project.chatbot.models import CommandCard, Subscription
 from project.iot.models import Command, Thing, Via
-from project.iot.services import send_command, visible_things
+from project.iot.services import send_command, visible_things, with_open_alert_counts
 
 MUTE_FOR = timedelta(hours=1)
 
@@ -76,10 +76,7 @@ def unlink_chat(telegram_id: int, chat_id: int) -> bool:
 
 def devices_of(user: Any) -> list[Thing]:
     """The user's devices with their open alert counts (``open_alert_count``), by name."""
-    things = visible_things(user).annotate(
-        open_alert_count=Count("alerts", filter=Q(alerts__cleared_at__isnull=True))
-    )
-    return list(things.order_by("name", "device_id"))
+    return list(with_open_alert_counts(visible_things(user)).order_by("name", "device_id"))
 
 
 def device_of(user: Any, pk: int) -> Thing:

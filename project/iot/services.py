@@ -164,11 +164,16 @@ def thing_for(user: Viewer, device_id: str) -> Thing:
     return visible_things(user).select_related("credentials").get(device_id=device_id)
 
 
-def summaries(user: Viewer) -> list[DeviceSummary]:
-    """The ``iot.device`` summary of each visible device: a page's state before live updates."""
-    things = visible_things(user).annotate(
+def with_open_alert_counts(things: QuerySet[Thing]) -> QuerySet[Thing]:
+    """``things``, each with ``open_alert_count``: how many of its alerts are open."""
+    return things.annotate(
         open_alert_count=Count("alerts", filter=Q(alerts__cleared_at__isnull=True))
     )
+
+
+def summaries(user: Viewer) -> list[DeviceSummary]:
+    """The ``iot.device`` summary of each visible device: a page's state before live updates."""
+    things = with_open_alert_counts(visible_things(user))
     # Meta.ordering does not apply to a GROUP BY query: without this the order is the
     # database's whim (PostgreSQL's hash aggregate), and fleet pages would shuffle.
     return [device_summary(t, t.open_alert_count) for t in things.order_by("device_id")]
