@@ -275,14 +275,22 @@ class AsyncConsumer:
         Every keyword argument becomes an attribute of each instance, so
         ``ChatConsumer.as_asgi(groups=["lobby"])`` joins ``lobby``. Only names that
         are already attributes of the class are accepted, so a misspelt name fails
-        here, at routing time, not silently later.
+        here, at routing time, not silently later. A class with an ``__init__`` of
+        its own is called with the keywords, as Channels does (strawberry's
+        ``GraphQLWSConsumer.as_asgi(schema=...)``): they must fit its signature.
         """
-        for key in initkwargs:
-            if not hasattr(cls, key):
-                raise TypeError(
-                    f"{cls.__name__}.as_asgi() received an invalid keyword {key!r}: "
-                    "as_asgi only accepts arguments that are already attributes of the class"
-                )
+        if cls.__init__ is not AsyncConsumer.__init__:
+            try:
+                inspect.signature(cls).bind_partial(**initkwargs)
+            except TypeError as error:
+                raise TypeError(f"{cls.__name__}.as_asgi(): {error}") from None
+        else:
+            for key in initkwargs:
+                if not hasattr(cls, key):
+                    raise TypeError(
+                        f"{cls.__name__}.as_asgi() received an invalid keyword {key!r}: "
+                        "as_asgi only accepts arguments that are already attributes of the class"
+                    )
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await cls(**initkwargs)(scope, receive, send)

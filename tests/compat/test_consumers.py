@@ -328,3 +328,35 @@ async def test_as_asgi_keywords_become_attributes_on_gateway() -> None:
         "Room() takes no arguments",
     )
     assert await on(GATEWAY, initkwargs) == "help"
+
+
+async def constructor_keywords(fw: Framework) -> Any:
+    # strawberry's GraphQLWSConsumer.as_asgi(schema=schema): its __init__ takes the
+    # keyword, which is no attribute of the class.
+    class Schema(fw.websocket.AsyncJsonWebsocketConsumer):  # type: ignore[name-defined]
+        def __init__(self, schema: str, keep_alive: bool = True) -> None:
+            self.schema = schema
+            super().__init__()
+
+        async def connect(self) -> None:
+            await self.accept()
+            await self.send_json({"schema": self.schema})
+
+    communicator = fw.testing.WebsocketCommunicator(Schema.as_asgi(schema="s"), "/")
+    await communicator.connect(TIMEOUT)
+    received = await communicator.receive_json_from(TIMEOUT)
+    await communicator.disconnect(timeout=TIMEOUT)
+    try:
+        Schema.as_asgi(schema="s", keep_alvie=False)
+        misspelt = "ok"
+    except TypeError:
+        misspelt = "TypeError"
+    return received, misspelt
+
+
+async def test_as_asgi_keywords_go_to_a_consumers_own_init() -> None:
+    """Third-party libraries (strawberry's Channels integration) route with
+    ``Consumer.as_asgi(schema=...)`` for an ``__init__(self, schema, ...)``."""
+    channels, gateway = await on_both(constructor_keywords)
+    assert channels == ({"schema": "s"}, "ok")  # Channels finds the misspelling per connection
+    assert gateway == ({"schema": "s"}, "TypeError")  # gateway at routing time
