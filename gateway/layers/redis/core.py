@@ -45,7 +45,7 @@ from .keys import (
     inbox_key,
     is_local,
 )
-from .local import FamilyReceiver
+from .local import FamilyReceiver, pack_acks
 from .scripts import Script
 from .serializers import load_message, registry, require_dict
 
@@ -247,9 +247,11 @@ class RedisChannelLayer(BaseChannelLayer):
             availability.gave_up()
         return ChannelLayerUnavailable(f"{reason} (waited up to {self._outage_timeout} s)")
 
-    def _family(self, state: _LoopState, family: str) -> FamilyReceiver:
+    def _family(self, state: _LoopState, family: str, channel: str) -> FamilyReceiver:
+        """The receive loop of ``family`` (``channel``'s), started on first use."""
         receiver = state.families.get(family)
         if receiver is None:
+            self._require_own(channel)
             receiver = state.families[family] = FamilyReceiver(
                 self._shard(state, family),
                 self.prefix,
@@ -286,13 +288,13 @@ class RedisChannelLayer(BaseChannelLayer):
     ) -> bool:
         """One delivery attempt, carrying this process's pending acks for the family."""
         keys, targets, _ = self._targets([channel])
-        acks = receiver.take_acks() if receiver is not None else []
+        acks = receiver.take_acks() if receiver is not None else {}
         now = self._now_ms()
         expiry_ms = int(self.expiry * 1000)
-        head = [now, expiry_ms, encode_deadline(now + expiry_ms), payload, len(acks) // 2]
+        head = [now, expiry_ms, encode_deadline(now + expiry_ms), payload, pack_acks(acks)]
         try:
             result = await self._script(
-                shard, scripts.deliver, keys, [*head, *acks, *targets], message=True
+                shard, scripts.deliver, keys, [*head, *targets], message=True
             )
         except BaseException:
             if receiver is not None:
@@ -306,8 +308,9 @@ class RedisChannelLayer(BaseChannelLayer):
         self._check_channel(channel)
         state = self._loops.get()
         if is_local(channel):
-            self._require_own(channel)
-            payload = await self._family(state, family_of(channel)).receive(channel)
+            family = family_of(channel)
+            receiver = state.families.get(family) or self._family(state, family, channel)
+            payload = await receiver.receive(channel)
         else:
             payload = await self._receive_normal(state, channel)
         message = load_message(self._serializer, payload)
@@ -470,7 +473,7 @@ class RedisChannelLayer(BaseChannelLayer):
             buckets[index, state.shards[index].bucket(tag)].append(channel)
         results = await asyncio.gather(
             *(
-                self._deliver_many(state.shards[index], channels, [*head, 0])
+                self._deliver_many(state.shards[index], channels, [*head, ""])
                 for (index, _), channels in buckets.items()
             )
         )

@@ -113,18 +113,16 @@ class FamilyReceiver:
         if self.ack_flush is None or self.ack_flush.done():
             self.ack_flush = asyncio.ensure_future(self._flush_acks())
 
-    def take_acks(self) -> list[str | int]:
-        """Pending acks as script arguments, removed from the pending set."""
-        acks: list[str | int] = []
-        for channel, count in self.pending_acks.items():
-            acks += (channel, count)
-        self.pending_acks.clear()
+    def take_acks(self) -> dict[str, int]:
+        """Pending acks (channel -> count), removed from the pending set."""
+        acks = self.pending_acks
+        self.pending_acks = {}
         return acks
 
-    def restore_acks(self, acks: list[str | int]) -> None:
+    def restore_acks(self, acks: dict[str, int]) -> None:
         """Put back acks whose script call failed."""
-        for channel, count in zip(acks[::2], acks[1::2], strict=True):
-            self.pending_acks[str(channel)] = self.pending_acks.get(str(channel), 0) + int(count)
+        for channel, count in acks.items():
+            self.pending_acks[channel] = self.pending_acks.get(channel, 0) + count
 
     async def settle(self) -> bool:
         """Wait for acks on their way to Redis; True if there were any.
@@ -157,7 +155,7 @@ class FamilyReceiver:
             finally:
                 confirmed.set_result(None)
 
-    async def _apply_acks(self, acks: list[str | int]) -> None:
+    async def _apply_acks(self, acks: dict[str, int]) -> None:
         """Apply ``acks`` now, loading the script into Redis if it lacks it."""
         with translate_errors(self.shard.name):
             await scripts.deliver.run(self.shard, [self.inbox, self.counts], _acks_only(acks))
@@ -209,7 +207,7 @@ class FamilyReceiver:
                 self._sweep()
                 next_sweep = self.now_ms() + BLOCK_SECONDS * 1000
 
-    async def _retry_acks(self, acks: list[str | int], error: Exception) -> None:
+    async def _retry_acks(self, acks: dict[str, int], error: Exception) -> None:
         """Apply acks whose call in the pop's prelude failed with ``error``."""
         try:
             await self._apply_acks(acks)
@@ -264,6 +262,11 @@ class FamilyReceiver:
             )
 
 
-def _acks_only(acks: list[str | int]) -> list[Any]:
+def pack_acks(acks: dict[str, int]) -> str:
+    """``acks`` as :data:`scripts.DELIVER` takes them: one ``channel=count,...`` argument."""
+    return ",".join(f"{channel}={count}" for channel, count in acks.items())
+
+
+def _acks_only(acks: dict[str, int]) -> list[Any]:
     """:data:`scripts.DELIVER` arguments that apply ``acks`` and deliver nothing."""
-    return [0, 0, b"", b"", len(acks) // 2, *acks]
+    return [0, 0, b"", b"", pack_acks(acks)]

@@ -83,25 +83,25 @@ end
 
 #: Deliver one payload to several channels (one shard, one cluster slot).
 #:
-#: ARGV: now ms, key TTL ms, deadline (13 digits), payload, number of acks, then
-#: (channel, count) ack pairs that decrement ``KEYS[2]`` (a family's count hash),
-#: then the targets: a normal channel is ("n", channel, capacity) and uses one key
-#: (its list); a process-local family is ("l", m, channel1, capacity1, ...) and uses
-#: two keys (family inbox, family counts), or, published, ("p", m, channel1, ...,
-#: channelm) and one key: the topic. (Published through a key so a cluster always
+#: ARGV: now ms, key TTL ms, deadline (13 digits), payload, acks that decrement
+#: ``KEYS[2]`` (a family's count hash) packed in one argument as
+#: ``channel=count,channel=count`` ("" for none: one argument, not two per channel,
+#: keeps a receive loop's ack batch cheap to encode), then the targets: a normal
+#: channel is ("n", channel, capacity) and uses one key (its list); a process-local
+#: family is ("l", m, channel1, capacity1, ...) and uses two keys (family inbox,
+#: family counts), or, published, ("p", m, channel1, ..., channelm) and one key: the
+#: topic. (Published through a key so a cluster always
 #: runs it on the same node: publishes from one node reach subscribers in order.)
 DELIVER = (
     _DELIVERY_FUNCTIONS
     + """
 local now, ttl, deadline, body = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
-local a = 6
-for _ = 1, tonumber(ARGV[5]) do
-  if redis.call('HINCRBY', KEYS[2], ARGV[a], -tonumber(ARGV[a + 1])) <= 0 then
-    redis.call('HDEL', KEYS[2], ARGV[a])
+for channel, count in string.gmatch(ARGV[5], '([^,=]+)=(%d+)') do
+  if redis.call('HINCRBY', KEYS[2], channel, -tonumber(count)) <= 0 then
+    redis.call('HDEL', KEYS[2], channel)
   end
-  a = a + 2
 end
-local k = 1
+local a, k = 6, 1
 while a <= #ARGV do
   if ARGV[a] == 'l' then
     local channels, caps = {}, {}
