@@ -14,6 +14,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
+from django.urls import re_path
 
 # Django must be set up before anything imports models. The appliance serves its
 # static files (the admin's CSS and JS) itself: there is no web server in front.
@@ -21,7 +22,7 @@ django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
 
 from gateway.auth import AuthMiddlewareStack  # noqa: E402
 from gateway.routing import ChannelNameRouter, ProtocolTypeRouter, TopicRouter, URLRouter  # noqa: E402
-from gateway.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from gateway.security.websocket import AllowedHostsOriginValidator, WebsocketDenier  # noqa: E402
 from gateway.telegram.middleware import TelegramMiddlewareStack  # noqa: E402
 from project.chatbot.bot import DeviceBot  # noqa: E402
 from project.chatbot.notify import NOTIFY_CHANNEL, ChatNotifier  # noqa: E402
@@ -32,8 +33,12 @@ from project.traffic import TrafficTap  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
+        # A socket on any other path (a scanner, a stale page) is refused at the
+        # handshake (HTTP 403), not routed into an error with a traceback in the log.
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(TrafficTap(URLRouter(websocket_routes)))
+            AuthMiddlewareStack(
+                TrafficTap(URLRouter([*websocket_routes, re_path(r"", WebsocketDenier.as_asgi())]))
+            )
         ),
         "mqtt": TopicRouter(mqtt_routes),
         # Each conversation has its Django session; the traffic log sees the bot's traffic.

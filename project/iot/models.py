@@ -40,7 +40,8 @@ class Thing(models.Model):
     device_id = models.SlugField(
         max_length=DEVICE_ID_MAX_LENGTH,
         unique=True,
-        help_text="The MQTT username; <device_id> in devices/<device_id>/...",
+        # Plain text: the admin renders help text as HTML.
+        help_text="The MQTT username, also the middle of its topics: devices/ID/telemetry",
     )
     name = models.CharField(max_length=100)
     owner = models.ForeignKey(

@@ -73,6 +73,17 @@ async def test_a_foreign_origin_is_refused_even_with_a_session(staff: Any) -> No
     assert not accepted
 
 
+@pytest.mark.parametrize("path", ["/ws/telemetry/", "/ws/", "/nothing/here"])
+async def test_a_socket_on_any_other_path_is_refused_at_the_handshake(
+    path: str, staff: Any
+) -> None:
+    """Not routed into the router's ValueError (HTTP 500 and a traceback); the open
+    feed of earlier versions, /ws/telemetry/, is one of them."""
+    socket = WebsocketCommunicator(application, path, headers=[ORIGIN, await session_of(staff)])
+    assert await socket.connect(WAIT) == (False, 1000)
+    await socket.disconnect()
+
+
 async def test_the_traffic_socket_is_for_staff_only(member: Any) -> None:
     assert await closed_with("/ws/traffic/", await session_of(member)) == STAFF_REQUIRED
 

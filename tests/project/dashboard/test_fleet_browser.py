@@ -127,6 +127,21 @@ def story(base: str, mqtt: int, username: str, password: str) -> None:
             page.fill("#threshold-limit", "30")
             page.click("#threshold-form button[type=submit]")
             expect(page.locator('[data-threshold="temperature-above"]')).to_be_visible()
+            # On a phone the threshold's Edit and Delete buttons are in view, not past
+            # the card's edge.
+            phone = chromium.new_context(base_url=base, viewport={"width": 390, "height": 844})
+            small = phone.new_page()
+            small.set_default_timeout(WAIT_MS)
+            small.goto(page.url)
+            small.fill("#id_username", username)
+            small.fill("#id_password", password)
+            small.click("button[type=submit]")
+            delete = small.locator('[data-threshold="temperature-above"] button.danger')
+            expect(delete).to_be_visible()
+            box = delete.bounding_box()
+            assert box is not None
+            assert box["x"] + box["width"] <= 390, box
+            phone.close()
 
             fleet = context.new_page()
             fleet.goto("/")
@@ -141,6 +156,9 @@ def story(base: str, mqtt: int, username: str, password: str) -> None:
                 expect(chart).to_have_attribute("data-points", "1")
                 send(telemetry, {"temperature": 22})
                 expect(chart).to_have_attribute("data-points", "2")
+                # A device heard from for seconds fills its chart from the left edge of
+                # the plot (x = 44), not a sliver at the right edge of an empty hour.
+                assert chart.locator("path.line").get_attribute("d").startswith("M44.0,")
                 send(telemetry, {"temperature": 35})
                 expect(page.locator("#alerts li.open")).to_contain_text("temperature 35 above 30")
                 expect(card.locator(".badge.bad")).to_have_text("1 alert")

@@ -48,6 +48,11 @@ def test_adding_a_device_creates_credentials_and_shows_the_secret_once(
     assert found[1] not in page.content.decode()  # never shown again
 
 
+def test_the_add_form_explains_the_device_id_in_full(admin_client: Client) -> None:
+    page = admin_client.get(reverse("admin:iot_thing_add")).content.decode()
+    assert "The MQTT username, also the middle of its topics: devices/ID/telemetry" in page
+
+
 def test_a_device_id_taken_by_other_credentials_is_a_form_error(
     admin_client: Client, owner: User
 ) -> None:

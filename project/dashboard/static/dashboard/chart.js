@@ -2,12 +2,17 @@
 // Points are [Date, number]; at most MAX_POINTS are kept (the oldest go first) and
 // anything older than the window is forgotten, so a chart's memory is bounded
 // however long the page stays open. Redraws are batched to one per animation frame.
+// The time axis starts at the oldest point kept and spans at least MIN_SPAN_MS: a
+// device heard from for seconds fills the chart from the left as it publishes, rather
+// than a sliver at the right edge of an empty hour; past the window it slides.
 
 const SVG = "http://www.w3.org/2000/svg";
 const MAX_POINTS = 2000;
 const HEIGHT = 170;
 const PAD = { top: 12, right: 12, bottom: 22, left: 44 };
+const MIN_SPAN_MS = 60 * 1000;
 const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const clockSeconds = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 const figure = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 
 function node(name, attributes = {}, text) {
@@ -58,8 +63,12 @@ export class LineChart {
     this.svg.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
     this.svg.setAttribute("width", width);
     this.svg.dataset.points = this.points.length;
-    const end = Date.now();
-    const start = end - this.windowMs;
+    const now = Date.now();
+    const oldest = this.points[0]?.[0] ?? now - this.windowMs;
+    const start = Math.max(now - this.windowMs, oldest);
+    const end = Math.max(now, start + MIN_SPAN_MS);
+    const span = end - start;
+    const time = span < 10 * 60 * 1000 ? clockSeconds : clock;
     const values = [...this.points.map(([, v]) => v), ...this.limits.map((l) => l.value)];
     let low = Math.min(...values), high = Math.max(...values);
     if (!values.length) [low, high] = [0, 1];
@@ -68,7 +77,7 @@ export class LineChart {
     low -= margin;
     high += margin;
     const w = width - PAD.left - PAD.right, h = HEIGHT - PAD.top - PAD.bottom;
-    const x = (at) => PAD.left + ((at - start) / this.windowMs) * w;
+    const x = (at) => PAD.left + ((at - start) / span) * w;
     const y = (v) => PAD.top + (1 - (v - low) / (high - low)) * h;
 
     const parts = [];
@@ -77,8 +86,8 @@ export class LineChart {
       parts.push(node("line", { class: "grid", x1: PAD.left, x2: width - PAD.right, y1: y(v), y2: y(v) }));
       parts.push(node("text", { class: "axis", x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, figure.format(v)));
     }
-    for (const [at, anchor] of [[start, "start"], [start + this.windowMs / 2, "middle"], [end, "end"]]) {
-      parts.push(node("text", { class: "axis", x: x(at), y: HEIGHT - 5, "text-anchor": anchor }, clock.format(at)));
+    for (const [at, anchor] of [[start, "start"], [start + span / 2, "middle"], [end, "end"]]) {
+      parts.push(node("text", { class: "axis", x: x(at), y: HEIGHT - 5, "text-anchor": anchor }, time.format(at)));
     }
     for (const limit of this.limits) {
       parts.push(node("line", { class: "limit", x1: PAD.left, x2: width - PAD.right, y1: y(limit.value), y2: y(limit.value) }));
