@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 WAIT = 20.0
 COUNT = 300  # three times the default capacity
 LAYERS = [RedisChannelLayer, RedisPubSubChannelLayer]
+#: The ways the sender reaches the receiver: its group, its own channel, a normal channel.
+VIAS = ("group", "direct", "work")
 
 #: The receiving process: joins "room" with a new channel, prints the channel's name,
 #: then prints "<via> <n>" for every message it receives (via: group, direct, work).
@@ -114,23 +116,31 @@ async def spawn() -> AsyncIterator[Any]:
 
 
 async def send_all(
-    layer: RedisChannelLayer, receiver: Receiver, numbers: range, pace: int = 50
+    layer: RedisChannelLayer,
+    receiver: Receiver,
+    numbers: range,
+    vias: Sequence[str] = VIAS,
+    pace: int = 50,
 ) -> None:
-    """Send ``numbers`` three ways; every ``pace`` messages, wait until they arrived.
+    """Send ``numbers`` each of the ways ``vias``; every ``pace``, wait until they arrived.
 
     Pacing keeps the sender within capacity, so anything missing is a real loss.
     """
     for n in numbers:
-        await layer.group_send("room", {"type": "test.message", "via": "group", "n": n})
-        await layer.send(receiver.channel, {"type": "test.message", "via": "direct", "n": n})
-        await layer.send("work", {"type": "test.message", "via": "work", "n": n})
+        for via in vias:
+            message = {"type": "test.message", "via": via, "n": n}
+            if via == "group":
+                await layer.group_send("room", message)
+            else:
+                await layer.send(receiver.channel if via == "direct" else "work", message)
         if (n + 1) % pace == 0 or n == numbers[-1]:
-            for via in ("group", "direct", "work"):
+            for via in vias:
                 await receiver.wait_for(via, n)
 
 
-def assert_in_order(receiver: Receiver, numbers: range) -> None:
-    for via, got in receiver.got.items():
+def assert_in_order(receiver: Receiver, numbers: range, vias: Sequence[str]) -> None:
+    for via in vias:
+        got = receiver.got[via]
         assert [n for n in got if n in numbers] == list(numbers), via
 
 
@@ -147,6 +157,7 @@ async def across(
     disrupt: Callable[[], Awaitable[None]],
     *,
     lossless: bool,
+    vias: Sequence[str] = VIAS,
 ) -> None:
     """Past capacity before ``disrupt()`` and after it, from a send-only layer here.
 
@@ -157,13 +168,13 @@ async def across(
     receiver = await spawn(layer_class, **config)
     layer = layer_class(**config)
     try:
-        await send_all(layer, receiver, range(COUNT))
+        await send_all(layer, receiver, range(COUNT), vias)
         await disrupt()
         if not lossless:  # recovery takes the receiver a moment
             await send_until_received(layer, receiver, -1)
-        await send_all(layer, receiver, range(COUNT, 2 * COUNT))
-        assert_in_order(receiver, range(COUNT))
-        assert_in_order(receiver, range(COUNT, 2 * COUNT))
+        await send_all(layer, receiver, range(COUNT, 2 * COUNT), vias)
+        assert_in_order(receiver, range(COUNT), vias)
+        assert_in_order(receiver, range(COUNT, 2 * COUNT), vias)
     finally:
         if "prefix" in config:  # a server shared with other tests: leave it clean
             await layer.flush()
@@ -224,6 +235,25 @@ async def test_receive_only_process_across_a_redis_restart(
 
 
 @pytest.mark.parametrize("layer_class", LAYERS)
+@pytest.mark.parametrize("disruption", ["script-flush", "restart"])
+async def test_receive_only_process_fed_only_by_group_send(
+    layer_class: type[RedisChannelLayer], disruption: str, tmp_path: Path, spawn: Any
+) -> None:
+    """The reported setup: the sender only calls ``group_send``, on one Redis.
+
+    With one Redis and no ``channel_capacity`` patterns a group_send runs only its own
+    script, never the one a receiver acknowledges with: nobody but the receiver loads
+    that one, on a fresh Redis and again after the disruption. A receiver whose acks
+    fail on NOSCRIPT stalls at the capacity (100), its channel counted full forever.
+    """
+    with redis_servers(tmp_path, 1) as servers:
+        lossless = disruption == "script-flush"
+        disrupt = flush_scripts(servers) if lossless else restart(servers)
+        config = {"hosts": [servers[0].url]}
+        await across(layer_class, config, spawn, disrupt, lossless=lossless, vias=["group"])
+
+
+@pytest.mark.parametrize("layer_class", LAYERS)
 async def test_receive_only_process_on_a_cluster_after_script_flush(
     layer_class: type[RedisChannelLayer], cluster_nodes: list[RedisServer], spawn: Any, unique: str
 ) -> None:
@@ -246,10 +276,15 @@ async def test_receive_only_process_on_a_cluster_across_restarts(
 
 
 @pytest.mark.parametrize("layer_class", LAYERS)
+@pytest.mark.parametrize("vias", [VIAS, ["group"]], ids=["three-ways", "group-only"])
 async def test_receive_only_process_across_a_sentinel_failover(
-    layer_class: type[RedisChannelLayer], tmp_path: Path, spawn: Any
+    layer_class: type[RedisChannelLayer], vias: Sequence[str], tmp_path: Path, spawn: Any
 ) -> None:
-    """The promoted replica has the data but maybe not the scripts: both keep working."""
+    """The promoted replica has the data but maybe not the scripts: both keep working.
+
+    Group-only, the sender never loads the receiver's ack script (one master, as in
+    :func:`test_receive_only_process_fed_only_by_group_send`), before or after.
+    """
     with sentinel_group(tmp_path, "soakmaster", WAIT) as (master, replica, sentinel):
         host = {"sentinels": [["127.0.0.1", sentinel.port]], "master_name": "soakmaster"}
 
@@ -257,4 +292,5 @@ async def test_receive_only_process_across_a_sentinel_failover(
             await asyncio.to_thread(master.kill)
             await asyncio.to_thread(wait_for_promotion, replica, 2 * WAIT)
 
-        await across(layer_class, {"hosts": [host]}, spawn, fail_over, lossless=False)
+        config = {"hosts": [host]}
+        await across(layer_class, config, spawn, fail_over, lossless=False, vias=vias)
