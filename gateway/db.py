@@ -17,14 +17,18 @@ other's setting.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import Context, ContextVar, copy_context
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django import db
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
 
 __all__ = [
     "DatabaseSyncToAsync",
@@ -114,7 +118,38 @@ database_sync_to_async = DatabaseSyncToAsync
 async def aclose_old_connections() -> None:
     """Close stale connections of the thread-sensitive thread (where Django's async ORM runs).
 
-    One thread hop. Consumers call it once when a scope starts and once when it
-    ends, not before every event as Channels 4.2+ does (DESIGN.md §5).
+    One thread hop, and none while no database connection is open in the process
+    (nothing could be stale; a socket that never touches the database pays nothing).
+    Consumers call it once when a scope starts and once when it ends, not before
+    every event as Channels 4.2+ does (DESIGN.md §5).
     """
-    await sync_to_async(close_old_connections)()
+    if _any_connection_open():
+        await sync_to_async(close_old_connections)()
+
+
+#: Every database wrapper that opened a connection in this process, in any thread.
+_opened: weakref.WeakSet[BaseDatabaseWrapper] = weakref.WeakSet()
+_opened_lock = threading.Lock()
+
+
+def _remember_opened(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    with _opened_lock:
+        _opened.add(connection)
+
+
+def _any_connection_open() -> bool:
+    """Whether some wrapper holds an open connection; forgets the closed ones.
+
+    Read from the event loop thread while other threads may open or close theirs:
+    a connection opened meanwhile is in use by its thread, not stale, and the next
+    check sees it.
+    """
+    with _opened_lock:
+        for wrapper in list(_opened):
+            if wrapper.connection is not None:
+                return True
+            _opened.discard(wrapper)
+    return False
+
+
+connection_created.connect(_remember_opened, dispatch_uid="gateway.db.opened")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -37,6 +39,34 @@ async def test_plain_sync_to_async_leaves_it_open_which_is_why_this_exists():
         assert used.connection is not None
     finally:
         await aclose_old_connections()  # same thread-sensitive thread: closes it
+    assert used.connection is None
+
+
+async def test_no_thread_hop_while_no_connection_is_open():
+    # Every socket calls aclose_old_connections twice; with nothing open there is
+    # nothing stale, so it must not queue behind the busy thread-sensitive thread.
+    connections.close_all()
+    await sync_to_async(connections.close_all)()
+    busy, release = threading.Event(), threading.Event()
+
+    def occupy_the_database_thread() -> None:
+        busy.set()
+        release.wait(TIMEOUT)
+
+    occupied = asyncio.ensure_future(sync_to_async(occupy_the_database_thread)())
+    try:
+        assert await asyncio.to_thread(busy.wait, TIMEOUT)
+        await asyncio.wait_for(aclose_old_connections(), TIMEOUT / 5)
+    finally:
+        release.set()
+        await occupied
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_open_connection_is_still_closed_in_its_thread():
+    used = await sync_to_async(query_and_return_connection)()
+    assert used.connection is not None
+    await aclose_old_connections()
     assert used.connection is None
 
 
