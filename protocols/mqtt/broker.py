@@ -26,7 +26,6 @@ server still sees one client's messages in order).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -57,6 +56,9 @@ _LINKS: dict[str, BrokerLink] = {}
 _ACL_ATTRIBUTE = "gateway_acl"
 #: amqtt's one listener: connections arrive from the door (``external_connected``).
 _LISTENER = "default"
+#: Seconds amqtt's shutdown may take to close its sessions before every connection
+#: still open is aborted (:meth:`BrokerLink._shut_down_broker`).
+SHUTDOWN_GRACE = 1.0
 #: CONNACK return codes of the authenticator's refusals (§3.2.2.3).
 _REFUSAL_CODES = {
     Refusal.BAD_CREDENTIALS: ReturnCode.BAD_USERNAME_OR_PASSWORD,
@@ -235,11 +237,38 @@ class BrokerLink:
             self._monitor.cancel()
             await asyncio.gather(self._monitor, return_exceptions=True)
         if self.broker is not None:
-            with contextlib.suppress(Exception):
-                await self.broker.shutdown()
+            await self._shut_down_broker(self.broker)
         await self._listeners.close()
         self.authenticator.close()
         _LINKS.pop(self._id, None)
+
+    async def _shut_down_broker(self, broker: EmbeddedBroker) -> None:
+        """amqtt's shutdown, within :data:`SHUTDOWN_GRACE` seconds twice over.
+
+        amqtt closes its sessions one after the other, each once its reader task has
+        ended. Under traffic that can take for ever: Python 3.11's ``wait_for``
+        loses the cancellation of a reader whose read completes at the same moment,
+        and the reader then goes on reading a device that keeps publishing (SIGTERM
+        with devices publishing held the broker until the process's bound cancelled
+        it). After the grace every connection is aborted, which ends every reader at
+        once; whatever still hangs after a second grace is cancelled.
+        """
+        shutdown = asyncio.ensure_future(broker.shutdown())
+        _, pending = await asyncio.wait({shutdown}, timeout=SHUTDOWN_GRACE)
+        if pending:
+            aborted = self._listeners.abort()
+            logger.warning(
+                "embedded MQTT broker: its sessions were not closed %gs into shutdown; "
+                "%d connection(s) aborted",
+                SHUTDOWN_GRACE,
+                aborted,
+            )
+            _, pending = await asyncio.wait({shutdown}, timeout=SHUTDOWN_GRACE)
+        if pending:
+            shutdown.cancel()
+            await asyncio.wait({shutdown}, timeout=SHUTDOWN_GRACE)
+        if shutdown.done() and not shutdown.cancelled():
+            shutdown.exception()  # amqtt's own failures while stopping: nothing to add
 
     async def publish(self, message: Publish) -> asyncio.Future[list[int]] | None:
         if self.broker is None:

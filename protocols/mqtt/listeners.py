@@ -132,8 +132,7 @@ class Listeners:
             tcp.close()
         for server in self._websocket:
             server.close()
-        for transport in self._connections.values():
-            transport.abort()
+        self.abort()
         if self._connections:
             _, late = await asyncio.wait(self._connections, timeout=_CLOSE_TIMEOUT)
             for task in late:
@@ -143,6 +142,12 @@ class Listeners:
             await tcp.wait_closed()
         for server in self._websocket:
             await server.wait_closed()
+
+    def abort(self) -> int:
+        """Abort every open connection at once, unflushed; how many there were."""
+        for transport in self._connections.values():
+            transport.abort()
+        return len(self._connections)
 
     async def _serve(self, transport: Transport) -> None:
         task = asyncio.current_task()

@@ -437,3 +437,36 @@ async def test_messages_kept_for_an_absent_device_are_bounded(
         back.send(b"\x40\x02" + packet_id)  # PUBACK
     assert sorted(payloads) == [b"2", b"3", b"4"]
     assert "the oldest was dropped" in caplog.text
+
+
+async def test_a_session_amqtt_cannot_close_does_not_hold_the_broker_s_shutdown(
+    start: Any, raw_clients: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """amqtt's shutdown closes its sessions one by one, each once its reader task has
+    ended after a cancellation. Python 3.11's ``wait_for`` loses that cancellation when
+    the read completes at the same moment, and the reader goes on reading: SIGTERM
+    while devices published held the broker until the process's bound cancelled it
+    (11-12 s of a 10 s bound, a traceback per pending task). The lost cancellation is
+    made certain here; the broker's connections are aborted after a grace instead."""
+    from amqtt.mqtt.protocol.handler import ProtocolHandler
+
+    from protocols.mqtt import broker
+
+    stop = ProtocolHandler.stop
+
+    async def stop_losing_the_cancellation(self: ProtocolHandler) -> None:
+        await self._reader_stopped.wait()  # the reader ends only with its stream
+        await stop(self)
+
+    server = await start()
+    device = await raw_clients(server.link.port)
+    assert await device.connect(login("busy", "d1", D1)) == connack(ReturnCode.ACCEPTED)
+    monkeypatch.setattr(ProtocolHandler, "stop", stop_losing_the_cancellation)
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(broker.SHUTDOWN_GRACE + WAIT):
+        await server.stop(2.0)
+    assert loop.time() - started < broker.SHUTDOWN_GRACE * 3
+    assert await device.closed_by_server()
+    assert "1 connection(s) aborted" in caplog.text
