@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.exceptions import ChannelLayerUnavailable
@@ -214,6 +215,85 @@ async def test_pubsub_resubscribes_and_fires_callbacks_after_a_restart(
         async with asyncio.timeout(WAIT):
             assert (await layer.receive(channel))["n"] == 3
             assert (await layer.receive(channel))["n"] == 4
+    finally:
+        await layer.close()
+
+
+class ErrorLog(logging.Handler):
+    """Collects the layer's ERROR records and lets a test await the first one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+        self.loop = asyncio.get_running_loop()
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.loop.call_soon_threadsafe(self.seen.set)
+
+
+@pytest.fixture
+async def error_log() -> AsyncIterator[ErrorLog]:
+    handler = ErrorLog()
+    logger = logging.getLogger("gateway.layers.redis")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+async def test_a_receive_loop_refused_by_redis_says_so_and_resumes_when_allowed(
+    layer: RedisChannelLayer, server: RedisServer, error_log: ErrorLog
+) -> None:
+    # Not an outage: Redis answers, but refuses the pop (an ACL). Every channel of
+    # the process waits on that loop, so it must say so, and not end.
+    admin = redis.Redis(port=server.port)
+    channel = await layer.new_channel()
+    admin.acl_setuser("default", enabled=True, reset_keys=False, commands=["-blmpop"])
+    try:
+        waiting = asyncio.create_task(layer.receive(channel))
+        async with asyncio.timeout(WAIT):
+            await error_log.seen.wait()
+        first = error_log.records[0]
+        assert "Receiving specific." in first.getMessage()
+        assert first.exc_info is not None
+        await layer.send(channel, {"type": "test.message", "n": 1})
+        assert not waiting.done()
+    finally:
+        admin.acl_setuser("default", enabled=True, reset_keys=False, commands=["+blmpop"])
+    async with asyncio.timeout(WAIT):
+        assert (await waiting)["n"] == 1
+    assert sum(record.exc_info is not None for record in error_log.records) == 1
+
+
+async def test_a_pubsub_listener_refused_by_redis_says_so_and_resumes_when_allowed(
+    server: RedisServer, error_log: ErrorLog
+) -> None:
+    admin = redis.Redis(port=server.port)
+    subscribed_again = asyncio.Event()
+    layer = RedisPubSubChannelLayer(
+        hosts=[server.url],
+        prefix="faults",
+        outage_timeout=OUTAGE,
+        on_reconnect=subscribed_again.set,
+    )
+    try:
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "test.message", "n": 1})
+        async with asyncio.timeout(WAIT):
+            assert (await layer.receive(channel))["n"] == 1
+        admin.acl_setuser("default", enabled=True, reset_keys=False, commands=["-subscribe"])
+        try:
+            admin.client_kill_filter(_type="pubsub")  # its re-subscribe is refused
+            async with asyncio.timeout(WAIT):
+                await error_log.seen.wait()
+            assert "pub/sub" in error_log.records[0].getMessage()
+        finally:
+            admin.acl_setuser("default", enabled=True, reset_keys=False, commands=["+subscribe"])
+        async with asyncio.timeout(WAIT):
+            await subscribed_again.wait()
+            await layer.send(channel, {"type": "test.message", "n": 2})
+            assert (await layer.receive(channel))["n"] == 2
     finally:
         await layer.close()
 

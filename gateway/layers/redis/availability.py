@@ -44,6 +44,20 @@ class Backoff:
         return recovered
 
 
+def report_receive_failure(what: str, error: Exception, backoff: Backoff) -> None:
+    """Log a receive loop's failure that is not an outage, loudly, before a retry.
+
+    Every channel the loop serves waits on it (an ACL refusing the pop, a server
+    in a state the layer does not expect), so it must not end silently: the first
+    failure of a run is logged with its traceback, later ones of the run as a line
+    each (they are a backoff step apart, at most one every 2 s).
+    """
+    if backoff.failures == 0:
+        logger.error("Receiving %s failed; retrying until it works", what, exc_info=error)
+    else:
+        logger.error("Receiving %s failed again: %s", what, error)
+
+
 class Availability:
     """The reachability of one Redis host (a shard) in one event loop.
 

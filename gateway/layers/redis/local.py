@@ -26,7 +26,7 @@ from gateway.layers.overflow import report_dropped
 from gateway.layers.stats import LayerStats
 
 from . import scripts
-from .availability import Backoff
+from .availability import Backoff, report_receive_failure
 from .connection import BlockingReader, Lease, Shard
 from .errors import UNREACHABLE, raise_if_cancelling, translate_errors
 from .keys import counts_key, decode_entry, encode_entry, inbox_key
@@ -181,10 +181,13 @@ class FamilyReceiver:
                 replies, reply = await self.reader.call(
                     self.shard, self.inbox, command, self._requeue, prelude, confirmed, self.lease
                 )
-            except UNREACHABLE as exc:
+            except Exception as exc:
                 raise_if_cancelling(exc)
-                logger.debug("Receiving %s: %s; retrying", self.family, exc)
-                self.shard.availability.lost(exc)
+                if isinstance(exc, UNREACHABLE):
+                    logger.debug("Receiving %s: %s; retrying", self.family, exc)
+                    self.shard.availability.lost(exc)
+                else:
+                    report_receive_failure(self.family, exc, backoff)
                 if self.lease is not None:  # take a fresh one (maybe of another node)
                     await self.lease.release()
                     self.lease = None

@@ -34,11 +34,11 @@ from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
 from gateway.layers.base import Message
 from gateway.layers.overflow import report_dropped
 
-from .availability import Backoff
+from .availability import Backoff, report_receive_failure
 from .config import HostConfig, describe_host, make_client
 from .connection import LoopRegistry, close_client
 from .core import RedisChannelLayer
-from .errors import UNREACHABLE
+from .errors import UNREACHABLE, raise_if_cancelling
 from .keys import (
     consistent_hash,
     decode_entry,
@@ -110,8 +110,11 @@ class _Subscriber:
                     self.pubsub = self.client.pubsub()
                     await self.pubsub.subscribe(*self.subscriptions)
                 message = await self.pubsub.get_message(timeout=None)
-            except UNREACHABLE as exc:
-                if backoff.failures == 0:
+            except Exception as exc:
+                raise_if_cancelling(exc)
+                if not isinstance(exc, UNREACHABLE):
+                    report_receive_failure(f"from {self.name} (pub/sub)", exc, backoff)
+                elif backoff.failures == 0:
                     logger.warning("Redis pub/sub link to %s lost: %s", self.name, exc)
                     self.on_disconnect()
                 await self._drop_pubsub()
