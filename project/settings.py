@@ -7,6 +7,8 @@ Every variable has a safe default, so ``gateway run`` works with none set:
 ``ALLOWED_HOSTS``       comma-separated; default ``localhost,127.0.0.1,[::1]``
 ``DATABASE_URL``        e.g. ``postgres://user@host/db``; default SQLite in ``GATEWAY_DATA_DIR``
 ``REDIS_URL``           e.g. ``redis://127.0.0.1:6379/0``; default the in-memory layer
+``REDIS_LAYER``         ``core`` (default: ``RedisChannelLayer``, queues in Redis) or
+                        ``pubsub`` (``RedisPubSubChannelLayer``); only with ``REDIS_URL``
 ``MQTT_URL``            a broker to bridge to; unset: the embedded broker
 ``TELEGRAM_BOT_TOKEN``  unset: Telegram off
 ``TELEGRAM_API_URL``    Bot API base URL; default ``https://api.telegram.org/bot``
@@ -78,6 +80,13 @@ def database() -> dict[str, object]:
 BURST_CAPACITY = {"chatbot.notify": 10_000, "telegram.send": 10_000}
 
 
+#: ``REDIS_LAYER`` values: channels_redis' module names for its two layers.
+REDIS_LAYERS = {
+    "core": "gateway.layers.redis.RedisChannelLayer",
+    "pubsub": "gateway.layers.redis.RedisPubSubChannelLayer",
+}
+
+
 def channel_layers() -> dict[str, dict[str, object]]:
     url = os.environ.get("REDIS_URL")
     if not url:
@@ -89,9 +98,12 @@ def channel_layers() -> dict[str, dict[str, object]]:
         }
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured("REDIS_URL must start with redis://, rediss:// or unix://")
+    kind = os.environ.get("REDIS_LAYER", "core")
+    if kind not in REDIS_LAYERS:
+        raise ImproperlyConfigured(f"REDIS_LAYER must be one of {', '.join(REDIS_LAYERS)}")
     return {
         "default": {
-            "BACKEND": "gateway.layers.redis.RedisChannelLayer",
+            "BACKEND": REDIS_LAYERS[kind],
             "CONFIG": {"hosts": [url], "channel_capacity": BURST_CAPACITY},
         }
     }

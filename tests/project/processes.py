@@ -32,7 +32,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 #: Settings a test sets itself when it wants them, never inherited from the shell.
-INHERITED_NOT = {"REDIS_URL", "DATABASE_URL", "MQTT_URL", "TELEGRAM_BOT_TOKEN"}
+INHERITED_NOT = {"REDIS_URL", "REDIS_LAYER", "DATABASE_URL", "MQTT_URL", "TELEGRAM_BOT_TOKEN"}
 
 
 def gateway_env(data_dir: Path, **settings: str) -> dict[str, str]:

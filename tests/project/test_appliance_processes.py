@@ -3,12 +3,14 @@
 Two processes, as the scaled deployment runs them: the web process serves the
 browsers' device page socket (``/ws/devices/<id>/``) and only receives from the
 channel layer; the mqtt process runs the embedded broker and only sends (the IoT
-app's ``iot.readings`` to the device's group). Both use the Redis layer on a
-private redis-server, so the test can crash and restart it, and one SQLite file. A
-device added on the fleet page (``mosquitto_pub -l`` with the credentials the page
-showed: one MQTT connection, one JSON reading per line) publishes more readings
-than a channel holds; every one must reach the open socket, in order, before and
-after a Redis restart, and SIGTERM must stop both processes cleanly.
+app's ``iot.readings`` to the device's group). Both use a Redis layer (``REDIS_LAYER``:
+the core layer everywhere, the pub/sub layer too where its path differs: past the
+capacity, and across a restart) on a private redis-server, so the test can crash and
+restart it, and one SQLite file. A device added on the fleet page (``mosquitto_pub
+-l`` with the credentials the page showed: one MQTT connection, one JSON reading per
+line) publishes more readings than a channel holds; every one must reach the open
+socket, in order, before and after a Redis restart, and SIGTERM must stop both
+processes cleanly.
 
 The device mostly trickles, as a sensor does: each reading once the previous one
 is on the feed. It also publishes in batches, well under the capacity. The two
@@ -94,10 +96,15 @@ class Deployment:
         )
 
 
+#: Run a test on both Redis layers (without it: the core layer only).
+BOTH_LAYERS = pytest.mark.parametrize("deployment", ["core", "pubsub"], indirect=True)
+
+
 @pytest.fixture
-async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+async def deployment(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Deployment]:
+    layer = getattr(request, "param", "core")
     with redis_servers(tmp_path, 1) as (redis,):
-        env = gateway_env(tmp_path, REDIS_URL=redis.url)
+        env = gateway_env(tmp_path, REDIS_URL=redis.url, REDIS_LAYER=layer)
         await migrate(env)
         web_port, mqtt_port = free_port(), free_port()
         mqtt_args = ["--host", "127.0.0.1", "--port", str(mqtt_port)]
@@ -231,6 +238,19 @@ async def publish_paced(
 async def test_feed_keeps_up_beyond_the_channel_capacity(
     deployment: Deployment, device: Device, browser: Browser, batch: int, count: int
 ) -> None:
+    await feed_beyond_capacity(deployment, device, browser, batch, count)
+
+
+@pytest.mark.parametrize("deployment", ["pubsub"], indirect=True)
+async def test_feed_keeps_up_beyond_the_channel_capacity_on_the_pubsub_layer(
+    deployment: Deployment, device: Device, browser: Browser
+) -> None:
+    await feed_beyond_capacity(deployment, device, browser, BATCH, READINGS)
+
+
+async def feed_beyond_capacity(
+    deployment: Deployment, device: Device, browser: Browser, batch: int, count: int
+) -> None:
     await publish_paced(device, browser, [f"n-{n}" for n in range(1, count + 1)], batch)
     assert browser.seen == count
 
@@ -238,6 +258,7 @@ async def test_feed_keeps_up_beyond_the_channel_capacity(
     await deployment.stop()
 
 
+@BOTH_LAYERS
 async def test_feed_resumes_after_a_redis_restart(
     deployment: Deployment, device: Device, browser: Browser
 ) -> None:

@@ -24,7 +24,8 @@ def load(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str
     environ = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DEBUG", "ALLOWED_HOSTS", "REDIS_URL", "DATABASE_URL", "SECRET_KEY"}
+        if k
+        not in {"DEBUG", "ALLOWED_HOSTS", "REDIS_URL", "REDIS_LAYER", "DATABASE_URL", "SECRET_KEY"}
     }
     environ.update(
         {"DJANGO_SETTINGS_MODULE": "project.settings", "GATEWAY_DATA_DIR": str(tmp_path)}, **env
@@ -87,11 +88,21 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert shown["mqtt"] == "mqtt://broker:1883"
 
 
+def test_redis_layer_picks_the_pubsub_layer(tmp_path: Path) -> None:
+    env = {"REDIS_URL": "redis://127.0.0.1:6379/3", "REDIS_LAYER": "pubsub"}
+    result = load(env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    layer = json.loads(result.stdout)["layer"]
+    assert layer["BACKEND"] == "gateway.layers.redis.RedisPubSubChannelLayer"
+    assert layer["CONFIG"]["hosts"] == ["redis://127.0.0.1:6379/3"]
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
         ({"DEBUG": "maybe"}, "DEBUG"),
         ({"REDIS_URL": "http://127.0.0.1"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://127.0.0.1", "REDIS_LAYER": "channels_redis"}, "REDIS_LAYER"),
         ({"DATABASE_URL": "nonsense://x"}, "DATABASE_URL"),
     ],
 )
