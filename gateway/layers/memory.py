@@ -31,7 +31,6 @@ and the test suite use, so it is complete rather than a toy:
 from __future__ import annotations
 
 import asyncio
-import copy
 import heapq
 import itertools
 import logging
@@ -44,7 +43,7 @@ from re import Pattern
 from typing import Any, ClassVar
 
 from gateway.exceptions import ChannelFull
-from gateway.layers.base import BaseChannelLayer
+from gateway.layers.base import BaseChannelLayer, copy_message
 from gateway.layers.overflow import report_full_members
 from gateway.layers.stats import LayerStats
 from gateway.types import Message
@@ -63,20 +62,6 @@ class _Channel:
         self.messages: deque[tuple[float, Message]] = deque()
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.in_heap = False
-
-
-#: Values a shallow copy need not copy: deep-copying them returns them unchanged.
-_ATOMS = frozenset({str, bytes, int, float, bool, type(None)})
-
-
-def _copied(message: Message) -> Message:
-    """A deep copy of ``message``; a flat dict of atoms (a typical group message:
-    ``type`` and a text) is copied as a dict, ten times faster than ``deepcopy``."""
-    atoms = _ATOMS
-    for value in message.values():
-        if type(value) not in atoms:
-            return copy.deepcopy(message)
-    return dict(message)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
@@ -339,7 +324,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self._forget_if_idle(channel, state)
             raise ChannelFull(channel)
         expires = now + self.expiry
-        state.messages.append((expires, _copied(message)))
+        state.messages.append((expires, copy_message(message)))
         self.stats.sent += 1
         if not state.in_heap:
             state.in_heap = True

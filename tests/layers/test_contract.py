@@ -349,6 +349,26 @@ async def test_group_send_reaches_every_member_once(
         await assert_empty(layer, member)
 
 
+@pytest.mark.parametrize("body", [{"text": "hi"}, {"items": [1, 2], "meta": {"n": 1}}])
+async def test_each_member_of_a_group_gets_its_own_copy(
+    layer: BaseChannelLayer, name: Callable[[str], str], body: Message
+) -> None:
+    # Members in one process may share one delivery; none may see another's changes.
+    members = [await layer.new_channel() for _ in range(3)]
+    for member in members:
+        await layer.group_add(name("copies"), member)
+    await layer.group_send(name("copies"), {"type": "chat.message", **body})
+    for member in members:
+        received = await receive(layer, member)
+        assert received == {"type": "chat.message", **body}
+        received["type"] = "changed"
+        for value in received.values():
+            if isinstance(value, list):
+                value.append(3)
+            elif isinstance(value, dict):
+                value["n"] = 2
+
+
 async def test_group_discard_removes_only_that_member(
     layer: BaseChannelLayer, name: Callable[[str], str]
 ) -> None:

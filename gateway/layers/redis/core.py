@@ -310,10 +310,9 @@ class RedisChannelLayer(BaseChannelLayer):
         if is_local(channel):
             family = family_of(channel)
             receiver = state.families.get(family) or self._family(state, family, channel)
-            payload = await receiver.receive(channel)
+            message = (await receiver.receive(channel)).decode(self._serializer)
         else:
-            payload = await self._receive_normal(state, channel)
-        message = load_message(self._serializer, payload)
+            message = load_message(self._serializer, await self._receive_normal(state, channel))
         self.stats.received += 1
         return message
 

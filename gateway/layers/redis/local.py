@@ -30,7 +30,7 @@ from .availability import Backoff, report_receive_failure
 from .connection import BlockingReader, Lease, Shard
 from .errors import UNREACHABLE, raise_if_cancelling, translate_errors
 from .keys import counts_key, decode_entry, encode_entry, inbox_key
-from .mailbox import Mailboxes
+from .mailbox import Mailboxes, Payload
 
 logger = logging.getLogger("gateway.layers.redis")
 
@@ -79,7 +79,7 @@ class FamilyReceiver:
 
     # Consumers ------------------------------------------------------------------
 
-    async def receive(self, channel: str) -> bytes:
+    async def receive(self, channel: str) -> Payload:
         """The next unexpired payload for ``channel``; cancellation-safe."""
         mailbox = self.mailboxes[channel]
         while True:
@@ -90,8 +90,10 @@ class FamilyReceiver:
             self.stats.expired += 1
 
     def _deliver(self, entry: bytes) -> None:
-        deadline, channels, payload = decode_entry(entry)
-        for channel in channels.split(","):
+        deadline, names, data = decode_entry(entry)
+        channels = names.split(",")
+        payload = Payload(data, len(channels))
+        for channel in channels:
             if not self.mailboxes[channel].put((deadline, payload)):
                 self.stats.dropped_full += 1
                 self._ack(channel)
@@ -247,7 +249,7 @@ class FamilyReceiver:
             await self.lease.release()
             self.lease = None
         entries = [
-            encode_entry(deadline, channel, payload)
+            encode_entry(deadline, channel, payload.data)
             for channel, mailbox in self.mailboxes.boxes.items()
             for deadline, payload in mailbox.items
         ]

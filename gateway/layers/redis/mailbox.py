@@ -6,7 +6,12 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from gateway.layers.base import copy_message
+from gateway.types import Message
+
+from .serializers import load_message
 
 T = TypeVar("T")
 
@@ -55,7 +60,38 @@ class Mailbox(Generic[T]):
         return len(self.items)
 
 
-Entry = tuple[int, bytes]  # (deadline ms, payload)
+class Payload:
+    """A received entry's bytes, decoded once for every channel it was delivered to.
+
+    A group message reaches the members in one process as one entry; each member's
+    receive decodes (and decrypts) it only if no other member did yet, and otherwise
+    gets a copy of what was decoded (:func:`copy_message`). The last one of the
+    ``shares`` takes the decoded message itself, so a message for one channel is
+    never copied.
+    """
+
+    __slots__ = ("data", "message", "shares")
+
+    def __init__(self, data: bytes, shares: int) -> None:
+        self.data = data
+        self.shares = shares
+        self.message: Message | None = None
+
+    def decode(self, serializer: Any) -> Message:
+        self.shares -= 1
+        message = self.message
+        if message is None:
+            message = load_message(serializer, self.data)
+            if self.shares <= 0:
+                return message
+            self.message = message
+        elif self.shares <= 0:
+            self.message = None
+            return message
+        return copy_message(message)
+
+
+Entry = tuple[int, Payload]  # (deadline ms, payload)
 
 
 class Mailboxes:

@@ -47,8 +47,8 @@ from .keys import (
     inbox_key,
     is_local,
 )
-from .mailbox import Entry, Mailboxes
-from .serializers import load_message, require_dict
+from .mailbox import Entry, Mailboxes, Payload
+from .serializers import require_dict
 
 logger = logging.getLogger("gateway.layers.redis")
 
@@ -169,14 +169,16 @@ class _Family:
         if time.monotonic() >= self.next_sweep:
             self.next_sweep = time.monotonic() + SWEEP_SECONDS
             self.layer.stats.expired += len(self.mailboxes.sweep(self.layer._now_ms()))
-        deadline, channels, payload = decode_entry(data)
-        if ORIGIN in channels:  # a direct send, maybe from this very process
-            channel, _, origin = channels.partition(ORIGIN)
+        deadline, names, body = decode_entry(data)
+        if ORIGIN in names:  # a direct send, maybe from this very process
+            channel, _, origin = names.partition(ORIGIN)
             if origin == self.layer.client_prefix:
                 self.landed(channel)
-            self._put(channel, (deadline, payload))
+            self._put(channel, (deadline, Payload(body, 1)))
         else:
-            for channel in channels.split(","):
+            channels = names.split(",")
+            payload = Payload(body, len(channels))
+            for channel in channels:
                 self._put(channel, (deadline, payload))
 
     def landed(self, channel: str) -> None:
@@ -328,7 +330,7 @@ class RedisPubSubChannelLayer(RedisChannelLayer):
                 break
             self.stats.expired += 1
         self.stats.received += 1
-        return load_message(self._serializer, payload)
+        return payload.decode(self._serializer)
 
     # Lifecycle ----------------------------------------------------------------------
 
