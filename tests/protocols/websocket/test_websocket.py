@@ -13,7 +13,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.types import Receive, Scope, Send
-from protocols.websocket.websocket import WebSocketProtocol, protocol_logger
+from protocols.websocket.session import protocol_logger
+from protocols.websocket.websocket import WebSocketProtocol
 from tests.protocols.websocket.conftest import Serve, raw, wait_until
 
 HANDSHAKE = (
