@@ -5,6 +5,6 @@ than with the test tools (:mod:`gateway.testing` is for tests only). See
 :mod:`gateway.botapi.server` and docs/telegram.md ("Trying a bot without Telegram").
 """
 
-from gateway.botapi.server import BotAPIServer, FloodLimits
+from gateway.botapi.server import BotAPIServer, EnforcedLimits
 
-__all__ = ["BotAPIServer", "FloodLimits"]
+__all__ = ["BotAPIServer", "EnforcedLimits"]

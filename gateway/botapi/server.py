@@ -72,7 +72,7 @@ _MESSAGE_METHODS = frozenset({"sendMessage", "sendPhoto"})
 
 
 @dataclass
-class FloodLimits:
+class EnforcedLimits:
     """Answer 429 beyond these rates (None: unlimited); ``retry_after`` in seconds.
 
     Real Telegram sends whole seconds; a fraction keeps tests quick.
@@ -91,7 +91,7 @@ class _FloodCounter:
         self.window = -1
         self.counts: dict[Any, int] = {}
 
-    def hit(self, limits: FloodLimits, chat_id: Any) -> None:
+    def hit(self, limits: EnforcedLimits, chat_id: Any) -> None:
         window = int(self.clock())
         if window != self.window:
             self.window, self.counts = window, {}
@@ -114,13 +114,13 @@ class BotAPIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        flood_limits: FloodLimits | None = None,
+        limits: EnforcedLimits | None = None,
         webhook_retry: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self.port = port
-        self.flood_limits = flood_limits or FloodLimits()
+        self.limits = limits or EnforcedLimits()
         self.webhook_retry = webhook_retry
         self.bots: dict[str, BotState] = {}
         self._flood = _FloodCounter(clock)
@@ -215,7 +215,7 @@ class BotAPIServer:
             params = parse(query, request.headers.get("content-type", ""), request.body)
             name = match["method"]
             if name in _MESSAGE_METHODS:
-                self._flood.hit(self.flood_limits, params.get("chat_id"))
+                self._flood.hit(self.limits, params.get("chat_id"))
             result = await method(state, params)
             await state.record_call(name, params)
             return _envelope(200, {"ok": True, "result": result})

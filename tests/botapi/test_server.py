@@ -10,7 +10,7 @@ import pytest
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from gateway.botapi import BotAPIServer, FloodLimits
+from gateway.botapi import BotAPIServer, EnforcedLimits
 from gateway.botapi.http import HttpServer, Request, Response
 
 
@@ -127,8 +127,8 @@ async def test_second_poller_and_webhook_get_409(server: BotAPIServer) -> None:
 
 
 async def test_flood_limit_answers_429_with_retry_after() -> None:
-    limits = FloodLimits(per_chat_per_second=2, retry_after=3)
-    async with BotAPIServer(flood_limits=limits, clock=lambda: 100.0) as api:
+    limits = EnforcedLimits(per_chat_per_second=2, retry_after=3)
+    async with BotAPIServer(limits=limits, clock=lambda: 100.0) as api:
         token = api.add_bot("b")
         api.user_message(token, "x", chat_id=9)
         responses = [

@@ -13,7 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from gateway.botapi import BotAPIServer, FloodLimits
+from gateway.botapi import BotAPIServer, EnforcedLimits
 from gateway.layers import get_channel_layer
 from gateway.worker import Worker
 from project.chatbot.models import Subscription
@@ -24,8 +24,7 @@ from project.iot.hysteresis import Rule
 from project.iot.live import broadcast
 from project.iot.models import Direction, Threshold
 from project.iot.services import expire_overdue_commands
-from protocols.telegram.flood import FloodLimits as TelegramLimits
-from protocols.telegram.flood import Window
+from protocols.telegram.flood import FloodLimits, Window
 from tests.project.chatbot.conftest import ALICE_CHAT, BOB_CHAT, WAIT, Chat, bot_server, buttons
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -133,7 +132,7 @@ async def test_a_muted_or_foreign_subscription_gets_nothing(
 
 
 async def burst(
-    people: dict[str, Any], chats: range, alerts: int, limits: FloodLimits, **options: Any
+    people: dict[str, Any], chats: range, alerts: int, limits: EnforcedLimits, **options: Any
 ) -> tuple[BotAPIServer, str, list[str]]:
     """``alerts`` alert events of the boiler, each to every chat in ``chats``, against a
     Bot API enforcing ``limits``; returns once every chat has them all."""
@@ -145,7 +144,7 @@ async def burst(
         )
 
     await sync_to_async(subscribe_all)()
-    async with BotAPIServer(flood_limits=limits) as api:
+    async with BotAPIServer(limits=limits) as api:
         token = api.add_bot("devices_bot")
         for chat in chats:  # the chats exist on the server (the bot ignores this update)
             member = {"user": api.make_user(chat), "status": "member"}
@@ -185,8 +184,8 @@ async def test_a_burst_of_1000_alert_messages_to_200_chats_keeps_within_the_limi
     """Telegram's limits scaled tenfold (300/s overall), 2/s per chat, enforced by the
     Bot API; the server paces at two thirds of them (200/s, 1/s per chat), headroom
     that absorbs network jitter: no 429 at all, nothing lost, each chat's order kept."""
-    pacing = TelegramLimits(overall=Window(200, 1.0), per_chat=Window(1, 1.0), per_group=None)
-    enforced = FloodLimits(per_chat_per_second=2, per_second=300, retry_after=1)
+    pacing = FloodLimits(overall=Window(200, 1.0), per_chat=Window(1, 1.0), per_group=None)
+    enforced = EnforcedLimits(per_chat_per_second=2, per_second=300, retry_after=1)
     await burst(people, range(1, 201), 5, enforced, flood_limits=pacing, max_attempts=1)
     assert "429" not in caplog.text
 
@@ -196,7 +195,7 @@ async def test_429_storms_during_a_burst_lose_nothing(
 ) -> None:
     """No pacing on our side: every chat's burst meets 429s every 50 ms while its second
     is full, far more than the 5 attempts a call gets; none of them is lost."""
-    storm = FloodLimits(per_chat_per_second=5, per_second=1000, retry_after=0.05)
+    storm = EnforcedLimits(per_chat_per_second=5, per_second=1000, retry_after=0.05)
     await burst(people, range(1, 6), 20, storm)
     assert "429" in caplog.text
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.botapi import BotAPIServer, FloodLimits
+from gateway.botapi import BotAPIServer, EnforcedLimits
 from gateway.consumer import AsyncConsumer
 from gateway.exceptions import StopConsumer
 from gateway.layers import get_channel_layer
@@ -48,8 +48,8 @@ def recorder() -> tuple[Any, asyncio.Queue[tuple[Any, dict[str, Any]]]]:
 
 
 async def test_429_storm_is_absorbed_in_order(caplog: pytest.LogCaptureFixture) -> None:
-    limits = FloodLimits(per_chat_per_second=3, retry_after=0.1)
-    async with BotAPIServer(flood_limits=limits) as api:
+    limits = EnforcedLimits(per_chat_per_second=3, retry_after=0.1)
+    async with BotAPIServer(limits=limits) as api:
         token = api.add_bot("b")
         async with serving(Echo.as_asgi(), api, token, max_attempts=30):
             for n in range(8):
@@ -61,8 +61,8 @@ async def test_429_storm_is_absorbed_in_order(caplog: pytest.LogCaptureFixture) 
 
 
 async def test_429_reaches_the_consumer_only_when_retries_run_out() -> None:
-    limits = FloodLimits(per_chat_per_second=1, retry_after=30)
-    async with BotAPIServer(flood_limits=limits, clock=lambda: 0.0) as api:
+    limits = EnforcedLimits(per_chat_per_second=1, retry_after=30)
+    async with BotAPIServer(limits=limits, clock=lambda: 0.0) as api:
         token = api.add_bot("b")
         app, events = recorder()
         async with serving(app, api, token, max_attempts=1):
@@ -179,14 +179,13 @@ async def test_a_refused_token_fails_start_with_one_clear_line(api: BotAPIServer
 async def test_flood_control_paces_sends_so_telegram_never_answers_429(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from protocols.telegram.flood import FloodLimits as Pacing
-    from protocols.telegram.flood import Window
+    from protocols.telegram.flood import FloodLimits, Window
 
-    limits = FloodLimits(per_chat_per_second=1, retry_after=5)
-    async with BotAPIServer(flood_limits=limits) as api:
+    limits = EnforcedLimits(per_chat_per_second=1, retry_after=5)
+    async with BotAPIServer(limits=limits) as api:
         token = api.add_bot("b")
         # 1.2 s apart: arrival jitter can never put two sends in one of its 1 s windows
-        pacing = Pacing(overall=None, per_chat=Window(1, 1.2), per_group=None)
+        pacing = FloodLimits(overall=None, per_chat=Window(1, 1.2), per_group=None)
         async with serving(Echo.as_asgi(), api, token, flood_limits=pacing, max_attempts=1):
             for n in range(3):
                 api.user_message(token, str(n), chat_id=13)
