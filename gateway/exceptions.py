@@ -1,21 +1,45 @@
-"""Every exception gateway raises on purpose, in one tree.
+"""Every exception gateway raises into code that uses it, in one tree.
 
-::
+Defined here unless a module is named; each line is the class's real base, which is
+what an ``except`` clause catches (``tests/test_exceptions.py`` keeps the tree true)::
 
     Exception
-    ├── RequestAborted            the client went away while a request body was read
-    ├── RequestTimeout            the request body did not arrive in time
-    ├── InvalidChannelLayerError  CHANNEL_LAYERS is misconfigured (names the alias)
-    ├── AcceptConnection          raised in websocket_connect: accept the socket
-    ├── DenyConnection            raised in websocket_connect: refuse it (HTTP 403)
-    ├── ChannelFull               a channel is at capacity; the message was not queued
-    ├── MessageTooLarge           a message exceeds what the layer or wire allows
-    ├── ChannelLayerUnavailable   the layer's backend (e.g. Redis) cannot be reached
-    └── StopConsumer              raised by a handler to end its consumer cleanly
+    ├── RequestAborted                the client went away while a request body was read
+    │   └── RequestTimeout            the request body did not arrive in time
+    ├── AcceptConnection              raised in websocket_connect: accept the socket
+    ├── DenyConnection                raised in websocket_connect: refuse it (HTTP 403)
+    ├── ChannelFull                   a channel is at capacity; the message was not queued
+    ├── StopConsumer                  raised by a handler to end its consumer cleanly
+    ├── ValueError
+    │   ├── InvalidChannelLayerError  CHANNEL_LAYERS is misconfigured (names the alias)
+    │   ├── MessageTooLarge           a message exceeds what the layer or wire allows
+    │   ├── InvalidTopic              gateway.topics: a topic or filter breaks MQTT §4.7
+    │   └── DecryptionError           gateway.layers.redis: no key decrypts a message
+    ├── LookupError
+    │   └── KeyError
+    │       └── SerializerDoesNotExist  gateway.layers.redis: no serializer of that format
+    ├── OSError
+    │   ├── ConnectionError
+    │   │   └── ChannelLayerUnavailable  the layer's backend (e.g. Redis) cannot be reached
+    │   └── ClientDisconnected        protocols.websocket.errors: send() after the client left
+    ├── RuntimeError
+    │   └── ProtocolViolation         protocols.websocket.errors: an ASGI event out of order
+    └── telegram.error.TelegramError
+        └── BotApiError               protocols.telegram.client: a Bot API call failed
 
 ``ChannelFull``, ``AcceptConnection``, ``DenyConnection``, ``StopConsumer``,
-``InvalidChannelLayerError``, ``RequestAborted`` and ``RequestTimeout`` keep the names
-and meaning they have in Channels; the others are gateway's additions.
+``InvalidChannelLayerError``, ``RequestAborted``, ``RequestTimeout`` and
+``SerializerDoesNotExist`` keep the names and meaning they have in Channels and
+channels_redis; the others are gateway's additions.
+
+Raised and handled inside gateway, never reaching an application: the Redis layer's
+``CommandNotSent`` (a ``ChannelLayerUnavailable`` it retries itself), the MQTT codec's
+``ProtocolViolation`` and its kinds ``MalformedPacket``, ``PacketTooLarge`` and
+``UnsupportedProtocol`` (the peer broke MQTT: the connection closes), the web server's
+``RequestRefused`` (answered with a status), the Bot API server's ``BadParams`` and
+``ApiError`` (answered to its client), the device check's ``LaneFull`` (the connect
+is refused), ``LifespanFailed`` and the launcher's ``EventLoopUnavailable`` and
+``ServiceStartError`` (one line on the command line, exit status 1).
 """
 
 
