@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
 from gateway import metrics
+from gateway.backoff import Backoff
 from gateway.layers.base import BaseChannelLayer
 from gateway.layers.receiving import receive_retrying
 from gateway.metrics import ProtocolCounters, ServerReading
@@ -242,7 +243,7 @@ class _ChannelFeed:
 
     async def _supervise(self) -> None:
         """Run one instance at a time; replace it when it ends, with backoff if it read nothing."""
-        delay = MIN_RETRY_DELAY
+        backoff = Backoff(MIN_RETRY_DELAY, MAX_RETRY_DELAY)
         while True:
             if self.held is None:
                 self.held = await self._take()  # an instance starts for a message
@@ -264,10 +265,9 @@ class _ChannelFeed:
             finally:
                 self.running = False
             if self.read == read_before:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_RETRY_DELAY)
+                await backoff.wait()
             else:
-                delay = MIN_RETRY_DELAY
+                backoff.succeeded()
 
     # Shutdown -----------------------------------------------------------------------------
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from gateway.backoff import Backoff
 from gateway.layers.base import BaseChannelLayer
 from gateway.types import Message
 
@@ -23,7 +23,7 @@ async def receive_retrying(
     ``telegram.send``, a worker's channels) for their whole life; a failed receive
     (Redis restarting) is logged on ``logger`` at ``level`` and retried, never fatal.
     """
-    delay = first_delay
+    backoff = Backoff(first_delay, max_delay)
     while True:
         try:
             return await layer.receive(channel)
@@ -33,7 +33,6 @@ async def receive_retrying(
                 "receiving from channel %r failed (%s); retrying in %.2fs",
                 channel,
                 exc,
-                delay,
+                backoff.delay,
             )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
+            await backoff.wait()

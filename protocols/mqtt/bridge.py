@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 import threading
 import uuid
@@ -33,6 +32,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.backoff import Backoff
 from gateway.startup import Summary, is_loopback
 from gateway.topics import SHARE_PREFIX
 from protocols.mqtt.config import BridgeConfig
@@ -219,22 +219,21 @@ class BridgeLink:
         return None
 
     async def _keep_connected(self) -> None:
-        delay = self.backoff[0]
+        backoff = Backoff(*self.backoff)
         while True:
             await self._lost.wait()
             error = await self._connect_once()
             if error is None:
-                delay = self.backoff[0]
+                backoff.succeeded()
                 logger.info("reconnected to %s", self.config.safe_url())
                 continue
             logger.warning(
                 "MQTT broker %s unreachable (%s); retrying in %.1fs",
                 self.config.safe_url(),
                 error,
-                delay,
+                backoff.delay,
             )
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
-            delay = min(delay * 2, self.backoff[1])
+            await backoff.wait()
 
     async def _keepalive(self) -> None:
         """paho's timer duties (PINGREQ, and noticing a silent broker, 3.1.1 §3.1.2.10)."""

@@ -37,6 +37,7 @@ from telegram.error import TelegramError
 from telegram.request import BaseRequest, HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
+from gateway.backoff import Backoff
 from gateway.failure_log import FailureLog
 from protocols.telegram.flood import FloodControl
 
@@ -244,7 +245,7 @@ class ApiClient:
         """
         retry_ambiguous = self.retry_ambiguous if retry is None else retry
         chat_id = params.get("chat_id")
-        delay = self.backoff
+        backoff = Backoff(self.backoff, self.max_backoff)
         attempt = 0
         while True:
             attempt += 1
@@ -263,7 +264,7 @@ class ApiClient:
             if attempt >= self.max_attempts and not (flooded and until_accepted):
                 raise error
             if flooded:
-                retry_after = error.retry_after if error.retry_after is not None else delay
+                retry_after = error.retry_after if error.retry_after is not None else backoff.delay
                 self.floods.repeated(
                     "429", f"{method} to {chat_id}: 429, retrying after {retry_after:.1f}s"
                 )
@@ -278,8 +279,9 @@ class ApiClient:
                         error.description,
                     )
                     raise error
-                logger.warning("%s failed (%s), retry in %.1fs", method, error.description, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
+                logger.warning(
+                    "%s failed (%s), retry in %.1fs", method, error.description, backoff.delay
+                )
+                await backoff.wait()
             else:
                 raise error

@@ -21,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from telegram.error import TelegramError
 
 from gateway import metrics
+from gateway.backoff import Backoff
 from gateway.layers import get_channel_layer
 from gateway.layers.receiving import receive_retrying
 from gateway.metrics import ProtocolCounters, ServerReading
@@ -254,7 +255,7 @@ class BotRunner:
     async def _poll(self) -> None:
         """Long-poll ``getUpdates``; confirm an update only once it is queued (spec §6)."""
         offset: int | None = None
-        delay = self.options.poll_backoff
+        backoff = Backoff(self.options.poll_backoff, self.options.max_backoff)
         params: dict[str, Any] = {"timeout": int(self.options.poll_timeout)}
         if self.options.allowed_updates is not None:
             params["allowed_updates"] = list(self.options.allowed_updates)
@@ -268,11 +269,10 @@ class BotRunner:
             except TelegramError as exc:
                 error = as_api_error(exc)
                 self.poll_error = f"{self.name}: getUpdates failed ({error})"
-                self._report_poll_error(error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.options.max_backoff)
+                self._report_poll_error(error, backoff.delay)
+                await backoff.wait()
                 continue
-            delay = self.options.poll_backoff
+            backoff.succeeded()
             self.poll_error = None
             for update in updates:
                 await self.handle_update(update, "polling")

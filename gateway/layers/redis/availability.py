@@ -15,33 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from gateway.backoff import Backoff
 
 from .errors import UNREACHABLE
 
 logger = logging.getLogger("gateway.layers.redis")
-
-
-class Backoff:
-    """Exponential backoff with jitter for reconnect loops (50 ms doubling to 2 s)."""
-
-    def __init__(self, first: float = 0.05, cap: float = 2.0) -> None:
-        self.first = first
-        self.cap = cap
-        self.failures = 0
-
-    async def wait(self) -> None:
-        delay = min(self.cap, self.first * 2 ** min(self.failures, 16))
-        self.failures += 1
-        await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-
-    def succeeded(self) -> bool:
-        """Reset; True when this success ends a run of failures (a reconnect)."""
-        recovered = self.failures > 0
-        self.failures = 0
-        return recovered
 
 
 def report_receive_failure(what: str, error: Exception, backoff: Backoff) -> None:

@@ -23,13 +23,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from re import Pattern
 from typing import Any, TypeVar
 
+from gateway.backoff import Backoff
 from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
 from gateway.layers.base import BaseChannelLayer, Message
 from gateway.layers.overflow import report_full_members
 from gateway.layers.stats import LayerStats
 
 from . import scripts
-from .availability import Availability, Backoff
+from .availability import Availability
 from .config import decode_hosts
 from .connection import BlockingReader, LoopRegistry, Shard, make_shards
 from .errors import UNREACHABLE, CommandNotSent, raise_if_cancelling, translate_errors

@@ -22,11 +22,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gateway.backoff import Backoff
 from gateway.layers.overflow import report_dropped
 from gateway.layers.stats import LayerStats
 
 from . import scripts
-from .availability import Backoff, report_receive_failure
+from .availability import report_receive_failure
 from .connection import BlockingReader, Lease, Shard
 from .errors import UNREACHABLE, raise_if_cancelling, translate_errors
 from .keys import counts_key, decode_entry, encode_entry, inbox_key

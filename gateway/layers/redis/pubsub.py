@@ -30,11 +30,12 @@ from typing import Any
 
 from redis.asyncio.client import PubSub
 
+from gateway.backoff import Backoff
 from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
 from gateway.layers.base import Message
 from gateway.layers.overflow import report_dropped
 
-from .availability import Backoff, report_receive_failure
+from .availability import report_receive_failure
 from .config import HostConfig, describe_host, make_client
 from .connection import LoopRegistry, close_client
 from .core import RedisChannelLayer
