@@ -15,13 +15,14 @@ instead of a message the server drops or a hang.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
 
 from gateway.consumer import AsyncConsumer, SyncConsumer
 from gateway.exceptions import AcceptConnection, DenyConnection
-from gateway.types import Message, Receive, Scope, Send
+from gateway.types import Message
 
 __all__ = [
     "AsyncJsonWebsocketConsumer",
@@ -112,11 +113,12 @@ class WebsocketHandlers(AsyncConsumer):
     server's async ``_asgi_send``.
     """
 
-    _websocket_state: WebsocketState
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._websocket_state = WebsocketState()
-        await super().__call__(scope, receive, send)
+    @functools.cached_property
+    def _websocket_state(self) -> WebsocketState:
+        # Made on first use, not in __call__: a consumer built and driven by hand
+        # (``Consumer()``, ``base_send`` assigned, ``accept()`` called, as some
+        # libraries' tests do) works as in Channels. One instance serves one connection.
+        return WebsocketState()
 
     async def websocket_connect(self, message: Message) -> None:
         try:

@@ -360,3 +360,30 @@ async def test_as_asgi_keywords_go_to_a_consumers_own_init() -> None:
     channels, gateway = await on_both(constructor_keywords)
     assert channels == ({"schema": "s"}, "ok")  # Channels finds the misspelling per connection
     assert gateway == ({"schema": "s"}, "TypeError")  # gateway at routing time
+
+
+async def driven_without_a_server(fw: Framework) -> list[Any]:
+    # cypartagraphqlsubscriptionstools' tests build a consumer with ``Consumer()``,
+    # assign ``scope`` and ``base_send`` by hand and call its hooks directly,
+    # never through ``__call__``.
+    sent: list[Any] = []
+
+    async def record(message: Any) -> None:
+        sent.append(message)
+
+    consumer = fw.websocket.AsyncJsonWebsocketConsumer()
+    consumer.scope = {"type": "websocket", "path": "/"}
+    consumer.base_send = record
+    await consumer.accept(subprotocol="graphql-transport-ws")
+    await consumer.send_json({"type": "connection_ack"})
+    await consumer.close(4401)
+    sync = fw.websocket.JsonWebsocketConsumer()
+    sync.base_send = sent.append
+    await asyncio.to_thread(sync.accept)
+    await asyncio.to_thread(sync.send_json, {"n": 1}, True)
+    return sent
+
+
+async def test_a_consumer_driven_without_a_server_sends_as_in_channels() -> None:
+    channels, gateway = await on_both(driven_without_a_server)
+    assert channels == gateway
