@@ -19,7 +19,9 @@ For each library below the script:
    through a ``.pth`` file) plus the library's own test dependencies;
 5. prints a table: tests passed / total on Channels and on gateway.
 
-It is slow (it installs packages) and not part of ``scripts/test``::
+channels-postgres' suite needs the PostgreSQL of ``scripts/services`` (127.0.0.1:5432,
+the ``postgres`` role, trust authentication). It is slow (it installs packages; about
+2 minutes) and not part of ``scripts/test``::
 
     .venv/bin/python bench/thirdparty/run.py [--workdir /tmp/gateway-thirdparty] [NAME ...]
 """
@@ -72,6 +74,17 @@ class Library:
 LIBRARIES = [
     Library("djangochannelsrestframework", "1.3.0", ["djangorestframework>=3.15,<4"]),
     Library("django-channels-jwt-stateless", "0.1.2", ["PyJWT>=2,<3"], sources=["src", "tests"]),
+    Library(
+        "cypartagraphqlsubscriptionstools",
+        "4.1.7",
+        ["graphene==3.3", "graphene-django>=3.1", "django-lifecycle", "djangorestframework>=3.14"],
+    ),
+    # Needs PostgreSQL on 127.0.0.1:5432 (scripts/services starts it).
+    Library(
+        "channels-postgres",
+        "1.1.4",
+        ["psycopg[pool]>=3,<4", "msgpack>=1.0.7,<2", "async-timeout", "cryptography", "pytest-cov"],
+    ),
 ]
 
 
@@ -161,8 +174,11 @@ def main() -> int:
     for library in chosen:
         pip(python, "install", "--quiet", *library.test_requirements)
         # --no-binary for this one package only: its build dependencies may be wheels.
+        # Downloaded with the project's own pip: in the throwaway virtualenv the
+        # isolated build of the sdist's metadata would also see the project's
+        # setuptools through the .pth file (too old for channels-postgres' pyproject).
         pip(
-            python,
+            Path(sys.executable),
             "download",
             "--quiet",
             "--no-deps",
