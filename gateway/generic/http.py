@@ -17,6 +17,7 @@ keeps running, and handlers for channel-layer messages may stream more of it
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,7 +25,7 @@ from django.conf import settings
 
 from gateway.consumer import AsyncConsumer
 from gateway.exceptions import StopConsumer
-from gateway.types import Message, Receive, Scope, Send
+from gateway.types import Message
 
 __all__ = ["AsyncHttpConsumer"]
 
@@ -44,15 +45,17 @@ class AsyncHttpConsumer(AsyncConsumer):
     #: ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (which may itself be None: unbounded).
     max_body_size: int | None = None
 
-    body: list[bytes]
-    _response_state: ResponseState
+    # The request's state starts with the instance, not in __call__: a consumer built
+    # and driven by hand (``base_send`` assigned, ``send_response()`` called, as some
+    # libraries' tests do) works as in Channels. One instance serves one request.
+    _body_size = 0
+    _request_complete = False
+    _response_state = ResponseState.NOT_STARTED
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.body = []
-        self._body_size = 0
-        self._request_complete = False
-        self._response_state = ResponseState.NOT_STARTED
-        await super().__call__(scope, receive, send)
+    @functools.cached_property
+    def body(self) -> list[bytes]:
+        """The request body's chunks received so far."""
+        return []
 
     # The response -----------------------------------------------------------
 

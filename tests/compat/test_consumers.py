@@ -387,3 +387,23 @@ async def driven_without_a_server(fw: Framework) -> list[Any]:
 async def test_a_consumer_driven_without_a_server_sends_as_in_channels() -> None:
     channels, gateway = await on_both(driven_without_a_server)
     assert channels == gateway
+
+
+async def http_driven_without_a_server(fw: Framework) -> list[Any]:
+    # The same for an HTTP consumer: built by hand, answered without __call__.
+    sent: list[Any] = []
+
+    async def record(message: Any) -> None:
+        sent.append(message)
+
+    consumer = fw.http.AsyncHttpConsumer()
+    consumer.scope = {"type": "http", "path": "/"}
+    consumer.base_send = record
+    consumer.body.append(b"seen")
+    await consumer.send_response(200, b"".join(consumer.body), headers=[(b"a", b"b")])
+    return sent
+
+
+async def test_an_http_consumer_driven_without_a_server_sends_as_in_channels() -> None:
+    channels, gateway = await on_both(http_driven_without_a_server)
+    assert channels == gateway
