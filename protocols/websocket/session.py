@@ -521,7 +521,8 @@ class WebSocketSession:
         self.state = AppState.CLOSED
 
     def _respond(self, response: Response) -> None:
-        self.conn.send_response(response)
+        if not self.conn.eof_sent:  # else the client ended the stream first: no one to answer
+            self.conn.send_response(response)
         self.state = AppState.CLOSED
         if self.config.access_log and self.scope:
             log_websocket(self.scope, "reject", response.status_code)

@@ -3,10 +3,11 @@
 Request targets and headers are whatever a client sends, so the scope builders,
 the proxy-header resolver and the request checks must never raise anything but
 their own refusal; response heads must round-trip and never let CR/LF through; the
-body deadline must keep its two bounds. The WebSocket/ASGI state machine lives in
-``WebSocketProtocol``, which owns a transport and a task (not pure): it is fuzzed
-over sockets instead (test_fuzz.py), and websockets' ``ServerProtocol`` below it is
-websockets' own.
+body deadline must keep its two bounds. The WebSocket/ASGI state machine
+(``protocols.websocket.session``) has its properties beside its unit tests, in
+test_session.py (random sequences of application sends and client frames); the
+server around it is fuzzed over sockets (test_fuzz.py), and websockets'
+``ServerProtocol`` below it is websockets' own.
 """
 
 from __future__ import annotations

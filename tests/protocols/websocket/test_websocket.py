@@ -85,6 +85,48 @@ async def test_access_log_lines(serve: Serve, caplog: pytest.LogCaptureFixture) 
     assert "secret" not in caplog.text
 
 
+async def test_a_non_ascii_handshake_field_gets_400_with_the_access_log_on(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: the refusal's access line wanted a scope not built yet; the KeyError
+    escaped the upgrade and the client waited for an answer until shutdown."""
+    caplog.set_level(logging.INFO, logger="gateway.web.access")
+    async with serve(Recorder(), access_log=True) as server, raw(server.port) as client:
+        await client.send(HANDSHAKE[:-2] + b"Sec-WebSocket-Protocol: \xe9\r\n\r\n")
+        status, _ = await client.read_head()
+        assert status == 400
+        assert await client.at_eof()
+
+
+async def test_a_client_that_half_closes_during_a_denial_response_fails_no_application(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: the denial's last body raised AssertionError (websockets had ended
+    the stream on the client's EOF) into the application, logged with a traceback."""
+    half_closed = asyncio.Event()
+    outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 403})
+        await half_closed.wait()
+        await asyncio.sleep(0.1)  # the server reads the EOF
+        try:
+            await send({"type": "websocket.http.response.body", "body": b"no"})
+        except Exception as exc:
+            outcome.set_result(repr(exc))
+            raise
+        outcome.set_result("sent")
+
+    async with serve(app) as server, raw(server.port) as client:
+        await client.send(HANDSHAKE)
+        client.writer.write_eof()
+        half_closed.set()
+        async with asyncio.timeout(5):
+            assert await outcome == "sent"
+    assert "Exception in ASGI application" not in caplog.text
+
+
 async def test_fragmented_message_is_delivered_whole(serve: Serve) -> None:
     app = Recorder()
     async with serve(app) as server, connect(url(server.port)) as ws:
