@@ -24,7 +24,7 @@ class Backoff:
     @property
     def delay(self) -> float:
         """The longest the next :meth:`wait` pauses, in seconds (what a log line says)."""
-        return min(self.cap, self.first * 2 ** min(self.failures, 32))
+        return min(self.cap, self.first * 2.0 ** min(self.failures, 32))
 
     async def wait(self) -> None:
         """Pause after one more failure."""

@@ -32,12 +32,14 @@ from project.traffic import TrafficTap  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # django-stubs has Django's handler send Mappings; gateway's Send takes dicts.
+        "http": django_asgi_app,  # type: ignore[dict-item]
         # A socket on any other path (a scanner, a stale page) is refused at the
         # handshake (HTTP 403), not routed into an error with a traceback in the log.
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(
-                TrafficTap(URLRouter([*websocket_routes, re_path(r"", WebsocketDenier.as_asgi())]))
+                # django-stubs types re_path() for views only.
+                TrafficTap(URLRouter([*websocket_routes, re_path(r"", WebsocketDenier.as_asgi())]))  # type: ignore[arg-type]
             )
         ),
         "mqtt": TopicRouter(mqtt_routes),

@@ -103,7 +103,7 @@ class TopicRouter:
                 raise TypeError(f"TopicRouter takes topic() routes, not {route!r}")
         self.routes = list(routes)
         self._flat = list(self._flatten())
-        self._targets: dict[str, Any] = {}
+        self._targets: dict[str, ASGIApp] = {}
         for route in self.routes:
             child = find_topic_router(route.application)
             if child is None:

@@ -98,7 +98,7 @@ def _parse_origin(scope: Scope) -> ParseResult | None:
     for name, value in scope.get("headers", ()):
         if name == b"origin":
             try:
-                parsed = urlparse(value.decode("latin1").strip())
+                parsed: ParseResult = urlparse(value.decode("latin1").strip())
                 parsed.port  # noqa: B018 - a malformed port raises here, not later.
             except ValueError:
                 return None

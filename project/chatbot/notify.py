@@ -75,10 +75,12 @@ class ChatNotifier(AsyncConsumer):
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """Send to ``telegram.send``, waiting while it is full or the layer is away."""
+        layer = self.channel_layer
+        assert layer is not None  # a worker's consumer: it runs on a channel layer
         pause = 0.05
         while True:
             try:
-                await self.channel_layer.send(TELEGRAM_SEND, message)
+                await layer.send(TELEGRAM_SEND, message)
                 return
             except (ChannelFull, ChannelLayerUnavailable) as exc:
                 logger.debug("chatbot: %s busy (%s); retrying in %.2f s", TELEGRAM_SEND, exc, pause)

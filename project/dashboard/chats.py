@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from gateway.telegram.accounts import issue_link_code
 from gateway.telegram.models import TelegramAccount
 from project.chatbot.models import Subscription
+from project.dashboard.users import signed_in
 
 LINK_CODE_TTL = datetime.timedelta(minutes=10)
 
@@ -27,10 +28,10 @@ LINK_CODE_TTL = datetime.timedelta(minutes=10)
 def chats(request: HttpRequest) -> HttpResponse:
     accounts = TelegramAccount.objects.select_related("user").order_by("user__username", "pk")
     if not request.user.is_staff:
-        accounts = accounts.filter(user=request.user)
+        accounts = accounts.filter(user=signed_in(request))
     subscriptions = Subscription.objects.select_related("thing").order_by("thing__name")
     if not request.user.is_staff:
-        subscriptions = subscriptions.filter(user=request.user)
+        subscriptions = subscriptions.filter(user=signed_in(request))
     code = request.session.pop("chatbot_link_code", None)
     context = {
         "page": "chats",
@@ -59,7 +60,7 @@ def new_link_code(request: HttpRequest) -> HttpResponse:
 def unlink(request: HttpRequest, pk: int) -> HttpResponse:
     accounts = TelegramAccount.objects.all()
     if not request.user.is_staff:
-        accounts = accounts.filter(user=request.user)
+        accounts = accounts.filter(user=signed_in(request))
     account = accounts.filter(pk=pk).first()
     if account is None:
         raise Http404("no such linked chat")

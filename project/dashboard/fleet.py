@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from project.dashboard.credentials import show_secret
 from project.dashboard.forms import AddDeviceForm
+from project.dashboard.users import signed_in
 from project.iot.services import create_thing, summaries
 
 
@@ -31,7 +32,7 @@ def add_device(request: HttpRequest) -> HttpResponse:
         return _page(request, form, status=400)
     data = form.cleaned_data
     thing, secret = create_thing(
-        request.user,  # type: ignore[arg-type]  # login_required: a User
+        signed_in(request),
         data["device_id"],
         data["name"],
         commands=data["commands"],

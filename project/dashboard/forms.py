@@ -29,4 +29,5 @@ class AddDeviceForm(forms.Form):
         return device_id
 
     def clean_commands(self) -> list[str]:
-        return self.cleaned_data["commands"].replace(",", " ").split()
+        commands: str = self.cleaned_data["commands"]
+        return commands.replace(",", " ").split()

@@ -26,7 +26,7 @@ import logging
 import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import AnonymousUser
@@ -34,6 +34,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
+from django_stubs_ext import WithAnnotations
 
 from gateway.db import database_sync_to_async
 from gateway.devices.credentials import generate_token
@@ -164,7 +165,13 @@ def thing_for(user: Viewer, device_id: str) -> Thing:
     return visible_things(user).select_related("credentials").get(device_id=device_id)
 
 
-def with_open_alert_counts(things: QuerySet[Thing]) -> QuerySet[Thing]:
+class OpenAlertCount(TypedDict):
+    open_alert_count: int
+
+
+def with_open_alert_counts(
+    things: QuerySet[Thing],
+) -> QuerySet[WithAnnotations[Thing, OpenAlertCount]]:
     """``things``, each with ``open_alert_count``: how many of its alerts are open."""
     return things.annotate(
         open_alert_count=Count("alerts", filter=Q(alerts__cleared_at__isnull=True))

@@ -326,7 +326,8 @@ class BridgeLink:
         rc, mid = call(client)
         if rc != paho.MQTT_ERR_SUCCESS or mid is None:
             raise ConnectionError(f"request failed: {paho.error_string(rc)}")
-        future = self._requests[mid] = self._loop.create_future()
+        future: asyncio.Future[list[int]] = self._loop.create_future()
+        self._requests[mid] = future
         async with asyncio.timeout(30):
             return await future
 

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 from gateway.backoff import Backoff
 from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
-from gateway.layers.base import BaseChannelLayer, Message
+from gateway.layers.base import BaseChannelLayer
+from gateway.types import Message
 from gateway.layers.overflow import report_full_members
 from gateway.layers.stats import LayerStats
 

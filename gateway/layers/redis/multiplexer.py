@@ -99,7 +99,7 @@ class Multiplexer:
 
     async def _open(self) -> AbstractConnection:
         try:
-            connection = await self.pool.get_connection()
+            connection: AbstractConnection = await self.pool.get_connection()
         except UNREACHABLE as exc:
             raise CommandNotSent(f"Redis at {self.name} is unavailable: {exc}") from exc
         self.pool_timeout = connection.socket_timeout

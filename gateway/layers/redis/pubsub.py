@@ -32,7 +32,7 @@ from redis.asyncio.client import PubSub
 
 from gateway.backoff import Backoff
 from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
-from gateway.layers.base import Message
+from gateway.types import Message
 from gateway.layers.overflow import report_dropped
 
 from .availability import report_receive_failure

@@ -28,7 +28,7 @@ from typing import Any
 import msgpack
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from gateway.layers.base import Message
+from gateway.types import Message
 
 
 class SerializerDoesNotExist(KeyError):
