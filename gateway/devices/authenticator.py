@@ -9,7 +9,11 @@ credentials cannot starve right ones):
    is refused at once, unchecked (:attr:`Refusal.THROTTLED`);
 2. the device is looked up in a worker thread (inactive devices count as unknown);
 3. a token (:mod:`gateway.devices.credentials`) is checked on the spot: one SHA-256;
-4. anything else costs one run of Django's hasher in the :class:`SlowLane`: its own
+4. a password the hasher accepted for the device, against the same stored hash, in
+   the last five minutes is accepted on the spot too
+   (:class:`~gateway.devices.credentials.VerifiedPasswords`: one HMAC, compared in
+   constant time): a device reconnecting during a flood queues behind nobody;
+5. anything else costs one run of Django's hasher in the :class:`SlowLane`: its own
    ``workers`` threads (by default one per core but one, so the event loop keeps a
    core), fed in turns per source from three lanes by the source's
    :class:`~gateway.devices.limits.Standing` (trusted: a login succeeded from it
@@ -34,7 +38,12 @@ from typing import Any, Generic, TypeVar
 
 from gateway.db import DatabaseSyncToAsync
 from gateway.devices.acl import DeviceACL
-from gateway.devices.credentials import check_slowly, check_token, is_fast_check
+from gateway.devices.credentials import (
+    VerifiedPasswords,
+    check_slowly,
+    check_token,
+    is_fast_check,
+)
 from gateway.devices.limits import FairQueue, SourceLimits, Standing, source_of
 
 R = TypeVar("R")
@@ -146,9 +155,11 @@ class DeviceAuthenticator:
         lane: SlowLane | None = None,
         limits: SourceLimits | None = None,
         find_device: Callable[[str], Awaitable[StoredDevice | None]] | None = None,
+        verified: VerifiedPasswords | None = None,
     ) -> None:
         self.lane = lane or SlowLane()
         self.limits = limits or SourceLimits()
+        self.verified = verified or VerifiedPasswords()
         self.find_device = find_device or DatabaseSyncToAsync(_find_device, thread_sensitive=False)
 
     async def authenticate(
@@ -168,6 +179,8 @@ class DeviceAuthenticator:
             accepted = False  # nothing that could match: no hash to run
         elif is_fast_check(secret, stored):
             accepted = check_token(secret, stored)
+        elif self.verified.accepts(username, stored, secret):
+            accepted = True  # this password was checked against this stored hash lately
         else:
             check = functools.partial(check_slowly, secret, stored)
             standing = self.limits.standing(source)
@@ -175,6 +188,8 @@ class DeviceAuthenticator:
                 accepted = await self.lane.run(source, check, standing=standing)
             except LaneFull:
                 return Refusal.BUSY
+            if accepted and stored is not None:
+                self.verified.verified(username, stored, secret)
         if not accepted or device is None:
             self.limits.failed(source)
             return Refusal.BAD_CREDENTIALS

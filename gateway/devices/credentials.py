@@ -17,8 +17,10 @@ reconnects at once. So there are two kinds of secret:
 
 Both checks compare in constant time. :func:`is_fast_check` says which check a
 login costs from what was *presented* (and the stored kind), never from whether
-the device exists: an unknown username costs the same as a known one. Pure; no
-database, no I/O.
+the device exists: an unknown username costs the same as a known one.
+:class:`VerifiedPasswords` remembers, for a few minutes, that a password was
+checked right, so a device reconnecting with it skips the hasher; a wrong one
+still costs the hasher. Pure; no database, no I/O.
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
+from collections import OrderedDict
 
 from django.contrib.auth.hashers import check_password, make_password
+
+from gateway.devices.limits import Clock, remember_newest
 
 TOKEN_PREFIX = "gwd_"
 TOKEN_HASH_PREFIX = "token_sha256$"
@@ -87,3 +93,55 @@ def check_slowly(secret: str, encoded: str | None) -> bool:
         make_password(secret)
         return False
     return check_password(secret, encoded)
+
+
+class VerifiedPasswords:
+    """Passwords the slow check accepted lately: a reconnect with one skips the hasher.
+
+    An entry is keyed by the username *and the stored hash* the password was
+    checked against, so any change of the device's secret (a new password, a token,
+    a rehash) is a different key and the entry is never used again; an inactive or
+    deleted device is never looked up this far. It holds a keyed digest of the
+    password (HMAC-SHA256 under a random key of this process), not the password,
+    for ``ttl`` seconds, at most ``max_entries`` entries (least recently verified
+    forgotten first).
+
+    :meth:`accepts` costs the same whatever is remembered: one HMAC and a
+    constant-time comparison (against a dummy digest when there is no entry). Only
+    the right password is answered faster; anything else goes on to the hasher, so
+    the timing of a refusal says nothing about whether the device exists or logged
+    in lately.
+    """
+
+    def __init__(
+        self,
+        ttl: float = 300.0,
+        *,
+        max_entries: int = 10_000,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._key = secrets.token_bytes(32)
+        self._dummy = self.digest(generate_token())
+        self._entries: OrderedDict[tuple[str, str | None], tuple[bytes, float]] = OrderedDict()
+
+    def digest(self, secret: str) -> bytes:
+        return hmac.digest(self._key, secret.encode(), "sha256")
+
+    def accepts(self, username: str, encoded: str | None, secret: str) -> bool:
+        """Whether ``secret`` is the password lately verified against ``encoded``."""
+        key = (username, encoded)
+        entry = self._entries.get(key)
+        if entry is not None and self.clock() - entry[1] >= self.ttl:
+            del self._entries[key]
+            entry = None
+        expected = self._dummy if entry is None else entry[0]
+        return hmac.compare_digest(self.digest(secret), expected) and entry is not None
+
+    def verified(self, username: str, encoded: str, secret: str) -> None:
+        """The slow check accepted ``secret`` for ``username`` against ``encoded``."""
+        if self.ttl > 0:
+            entry = (self.digest(secret), self.clock())
+            remember_newest(self._entries, (username, encoded), entry, self.max_entries)

@@ -29,6 +29,7 @@ from enum import IntEnum
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 Clock = Callable[[], float]
 
 
@@ -113,17 +114,17 @@ class SourceLimits:
         """``source`` failed a login: spend one of its failures."""
         bucket = self._refilled(source) or _Bucket(float(self.limit), self.clock())
         bucket.tokens = max(0.0, bucket.tokens - 1)
-        _remember(self._buckets, source, bucket, self.max_sources)
+        remember_newest(self._buckets, source, bucket, self.max_sources)
 
     def succeeded(self, source: str) -> None:
         """A login succeeded from ``source``."""
-        _remember(self._succeeded, source, self.clock(), self.max_sources)
+        remember_newest(self._succeeded, source, self.clock(), self.max_sources)
 
 
-def _remember(table: OrderedDict[str, T], source: str, value: T, bound: int) -> None:
-    """Set ``table[source]`` as the most recent entry; forget the oldest past ``bound``."""
-    table[source] = value
-    table.move_to_end(source)
+def remember_newest(table: OrderedDict[K, T], key: K, value: T, bound: int) -> None:
+    """Set ``table[key]`` as the most recent entry; forget the oldest past ``bound``."""
+    table[key] = value
+    table.move_to_end(key)
     while len(table) > bound:
         table.popitem(last=False)
 

@@ -19,6 +19,7 @@ from gateway.devices.authenticator import (
     SlowLane,
 )
 from gateway.devices.credentials import (
+    VerifiedPasswords,
     check_slowly,
     check_token,
     generate_token,
@@ -148,6 +149,31 @@ def test_the_failure_table_is_bounded() -> None:
         SourceLimits(0)
 
 
+def test_a_verified_password_is_remembered_for_its_stored_hash_only() -> None:
+    clock = FakeClock()
+    verified = VerifiedPasswords(300.0, max_entries=2, clock=clock)
+    stored = hash_secret("s3cret")
+    assert not verified.accepts("pw", stored, "s3cret")  # nothing verified yet
+    verified.verified("pw", stored, "s3cret")
+    assert verified.accepts("pw", stored, "s3cret")
+    assert not verified.accepts("pw", stored, "s3cret ")  # another secret
+    assert not verified.accepts("other", stored, "s3cret")  # another device
+    assert not verified.accepts("pw", hash_secret("s3cret"), "s3cret")  # its secret was set again
+    assert not verified.accepts("pw", None, "s3cret")  # the device is gone or inactive
+    clock.now += 299.0
+    assert verified.accepts("pw", stored, "s3cret")
+    clock.now += 1.0
+    assert not verified.accepts("pw", stored, "s3cret")  # expired: the hasher again
+    for name in ("a", "b", "c"):
+        verified.verified(name, stored, "s3cret")
+    assert not verified.accepts("a", stored, "s3cret")  # bounded: the oldest forgotten
+    assert verified.accepts("b", stored, "s3cret")
+    assert verified.accepts("c", stored, "s3cret")
+    never = VerifiedPasswords(0.0)
+    never.verified("pw", stored, "s3cret")
+    assert not never.accepts("pw", stored, "s3cret")
+
+
 def test_a_fair_queue_takes_sources_in_turn_within_bounds() -> None:
     queue: FairQueue[str] = FairQueue(per_source=2, total=4)
     assert queue.push("flood", "f1")
@@ -275,6 +301,31 @@ async def test_tokens_skip_the_slow_lane_and_passwords_always_take_it() -> None:
         assert await authenticator.authenticate("pw", b"\xff", "a") is Refusal.BAD_CREDENTIALS
         assert await authenticator.authenticate("pw", None, "a") is Refusal.BAD_CREDENTIALS
         assert lane.runs == 3  # nothing that could match: nothing to hash
+    finally:
+        authenticator.close()
+
+
+async def test_a_password_is_hashed_again_only_when_it_is_not_the_one_verified() -> None:
+    """A reconnect with the password just verified skips the hasher; a wrong password
+    for the same device, or the old password after a change, costs a hash as before."""
+    devices = FakeDevices(pw="s3cret")
+    lane = CountingLane()
+    authenticator = DeviceAuthenticator(lane, SourceLimits(100), devices)
+    try:
+        for _ in range(3):
+            assert isinstance(await authenticator.authenticate("pw", b"s3cret", "a"), DeviceACL)
+        assert lane.runs == 1
+        assert await authenticator.authenticate("pw", b"guess", "b") is Refusal.BAD_CREDENTIALS
+        assert lane.runs == 2  # refused after a hash, as for a device never seen
+        devices.stored["pw"] = hash_secret("n3w")
+        assert await authenticator.authenticate("pw", b"s3cret", "a") is Refusal.BAD_CREDENTIALS
+        assert lane.runs == 3
+        assert isinstance(await authenticator.authenticate("pw", b"n3w", "a"), DeviceACL)
+        assert isinstance(await authenticator.authenticate("pw", b"n3w", "a"), DeviceACL)
+        assert lane.runs == 4
+        del devices.stored["pw"]  # deleted or deactivated
+        assert await authenticator.authenticate("pw", b"n3w", "a") is Refusal.BAD_CREDENTIALS
+        assert lane.runs == 5
     finally:
         authenticator.close()
 

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.auth.hashers import make_password
 
 from gateway.devices.authenticator import DeviceAuthenticator, SlowLane
-from gateway.devices.credentials import generate_token
+from gateway.devices.credentials import VerifiedPasswords, generate_token
 from gateway.devices.limits import SourceLimits
 from gateway.routing import TopicRouter, topic
 from protocols.mqtt.codec import Packet, encode_remaining_length
@@ -278,10 +279,11 @@ async def test_client_ids_are_generated_or_refused(
 
 async def test_wrong_credentials_cannot_starve_right_ones(start: Any, raw_clients: Any) -> None:
     """Every slow-check slot taken by a flood: tokens still connect at once, a password
-    from a fresh address is turned away at once, one from its usual address goes first."""
+    from a fresh address is turned away at once, one from its usual address goes first
+    (no password remembered as verified here: the reconnect needs the hasher)."""
     lane = SlowLane(1, per_source=1, total=1)
     store = FakeDevices(d1=D1, pw="a chosen password")
-    authenticator = DeviceAuthenticator(lane, SourceLimits(100), store)
+    authenticator = DeviceAuthenticator(lane, SourceLimits(100), store, VerifiedPasswords(0))
     server = await start(authenticator=authenticator)
     port = server.link.port
     person = login("pw", "pw", "a chosen password")
@@ -305,6 +307,48 @@ async def test_wrong_credentials_cannot_starve_right_ones(start: Any, raw_client
         released.set()
         async with asyncio.timeout(WAIT):
             await asyncio.gather(*flood)
+
+
+async def test_a_password_verified_lately_connects_while_a_flood_holds_the_hasher(
+    start: Any, raw_clients: Any
+) -> None:
+    """A device reconnecting with the password it logged in with is accepted while every
+    slow-check slot is taken, from any address; a wrong password for it, or its old one
+    after a change, still needs the hasher (from a fresh address: turned away at once,
+    the lane is full), and once it is free the old one is refused, the new one taken."""
+    lane = SlowLane(1, per_source=1, total=1)
+    store = FakeDevices(pw="a chosen password")
+    authenticator = DeviceAuthenticator(lane, SourceLimits(100), store)
+    server = await start(authenticator=authenticator)
+    port = server.link.port
+    person = login("pw", "pw", "a chosen password")
+    first = await raw_clients(port, source="127.0.0.8")
+    assert await first.connect(person) == connack(ReturnCode.ACCEPTED)
+    await first.close()
+    released = threading.Event()
+    flood = [
+        asyncio.create_task(lane.run(f"flood-{n}", lambda: released.wait(WAIT))) for n in range(2)
+    ]
+    try:
+        await asyncio.sleep(0)  # one check running, one waiting: the lane is full
+        for source in ("127.0.0.8", "127.0.0.9"):  # its usual address, and a new one
+            again = await raw_clients(port, source=source)
+            assert await again.connect(person) == connack(ReturnCode.ACCEPTED)
+            await again.close()
+        guess = await raw_clients(port, source="127.0.0.10")
+        wrong = login("pw", "pw", "a guessed password")
+        assert await guess.connect(wrong) == connack(ReturnCode.SERVER_UNAVAILABLE)
+        store.stored["pw"] = make_password("a new password")
+        changed = await raw_clients(port, source="127.0.0.11")
+        assert await changed.connect(person) == connack(ReturnCode.SERVER_UNAVAILABLE)
+    finally:
+        released.set()
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(*flood)
+    old = await raw_clients(port, source="127.0.0.8")
+    assert await old.connect(person) == connack(ReturnCode.BAD_USERNAME_OR_PASSWORD)
+    new = await raw_clients(port, source="127.0.0.8")
+    assert await new.connect(login("pw", "pw", "a new password")) == connack(ReturnCode.ACCEPTED)
 
 
 async def test_an_address_past_its_failures_is_refused_unchecked(
