@@ -1,4 +1,4 @@
-"""Settings for channels_postgres' tests (its sdist ships tests/test_core.py without them).
+"""Settings for channels_postgres' tests (its sdist ships its test_core.py without them).
 
 Written for bench/thirdparty/run.py. channels_postgres' README: its tables come from
 ``migrate channels_postgres``, and the layer reads ``DATABASES["channels_postgres"]``.
