@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 from gateway.backoff import Backoff
 from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
 from gateway.layers.base import BaseChannelLayer
-from gateway.types import Message
 from gateway.layers.overflow import report_full_members
 from gateway.layers.stats import LayerStats
+from gateway.types import Message
 
 from . import scripts
 from .availability import Availability

@@ -32,8 +32,8 @@ from redis.asyncio.client import PubSub
 
 from gateway.backoff import Backoff
 from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
-from gateway.types import Message
 from gateway.layers.overflow import report_dropped
+from gateway.types import Message
 
 from .availability import report_receive_failure
 from .config import HostConfig, describe_host, make_client
