@@ -2,63 +2,50 @@
 
 Every subcommand takes the ASGI application as ``APP`` (``module:attribute``),
 defaulting to ``ASGI_APPLICATION`` from ``DJANGO_SETTINGS_MODULE``, in the style
-of uvicorn and daphne. Each interface server contributes its own options and
-service through a *launcher* module (see :class:`Launcher`); ``gateway run``
-starts, in one process and one event loop, every server the application routes
-to plus the workers for the channel names it routes.
+of uvicorn and daphne. Each interface server contributes its flags through a
+*launcher* module (:class:`protocols.launch.Launcher`); this module parses them
+into each launcher's typed options (:func:`launcher_options`) and hands them to
+the launch layer (:mod:`protocols.launch`), which builds the process's
+:class:`~protocols.runner.ServiceGroup`. ``gateway run`` starts, in one process
+and one event loop, every server the application routes to plus the workers for
+the channel names it routes.
 
-Whatever the subcommand, :func:`main` is the one launch path: it names the process
-in the metrics registry, adds the health heartbeat
-(:class:`protocols.health.HealthService`), checks for a first admin where the
-process serves the site, and prints the summary (:mod:`gateway.startup`) once
-every service has started.
+Whatever the subcommand, :func:`main` names the process in the metrics registry,
+adds the health heartbeat (:class:`protocols.health.HealthService`), checks for a
+first admin where the process serves the site, and prints the summary
+(:mod:`gateway.startup`) once every service has started.
 
-This module (with the ``runserver`` command) is the only part of ``gateway`` that
-imports ``protocols``, and only to start servers.
+This module, the ``runserver`` command and the live-server test case are the only
+parts of ``gateway`` that import ``protocols``, and only to start servers. It is the
+only module that runs ``argparse``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway.types import ASGIApp
+from protocols.launch import (
+    LAUNCHERS,
+    Launcher,
+    ProbeAddress,
+    appliance_services,
+    load_launcher,
+    server_services,
+)
 
 if TYPE_CHECKING:
     from gateway.startup import Note
-    from protocols.http_routes import HttpRoute
-    from protocols.service import Service
+    from protocols.runner import ServiceGroup
 
 logger = logging.getLogger("gateway.server")
-
-
-class Launcher(Protocol):
-    """What a ``protocols.<name>.launcher`` module provides to the CLI.
-
-    A launcher whose service takes requests over HTTP (Telegram webhooks) also
-    defines ``http_route(service, args) -> protocols.http_routes.HttpRoute | None``;
-    gateway's web server then serves that route (see :func:`build_services`).
-    """
-
-    #: One line shown by ``gateway --help``.
-    HELP: str
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
-
-    def wanted(self, application: Any, args: argparse.Namespace) -> bool:
-        """Whether ``gateway run`` should start this server for ``application``."""
-        ...
-
-    def build(self, application: Any, args: argparse.Namespace) -> Any:
-        """A :class:`protocols.service.Service` serving ``application``."""
-        ...
 
 
 #: Subcommands whose process serves the project's pages (the dashboard, the admin).
@@ -67,70 +54,6 @@ SITE_COMMANDS = ("run", "web")
 #: Subcommands of processes that may have no web server: they serve the health
 #: probes on ``--health-port`` instead (protocols.readiness).
 PROBED_COMMANDS = ("mqtt", "telegram", "worker")
-
-#: Subcommand -> launcher module. Order is the start order of ``gateway run``.
-LAUNCHERS = {
-    "web": "protocols.websocket.launcher",
-    "mqtt": "protocols.mqtt.launcher",
-    "telegram": "protocols.telegram.launcher",
-    "worker": "gateway.worker_launcher",
-}
-
-
-def load_launcher(name: str) -> Launcher | None:
-    """The launcher for ``name``, or None while that server is not part of this install."""
-    try:
-        module: Any = importlib.import_module(LAUNCHERS[name])
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and LAUNCHERS[name].startswith(exc.name):
-            return None
-        raise
-    launcher: Launcher = module
-    return launcher
-
-
-def load_application(path: str | None, app_dir: str | None = None) -> Any:
-    """Import ``module:attribute``, or ``ASGI_APPLICATION`` when ``path`` is None.
-
-    As ``daphne``/``uvicorn`` do, ``app_dir`` (default: the current directory) is
-    importable, and the settings may come from the application module itself (its
-    ``os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)``): with the variable unset,
-    the module is imported first. Django is set up before the application is returned,
-    so it can use models.
-    """
-    import django
-    from django.apps import apps
-
-    directory = os.path.abspath(app_dir or os.getcwd())
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    if path is None:
-        _require_settings_module("export it (e.g. project.settings) or name the APP")
-        django.setup()
-        from gateway.routing import get_default_application
-
-        return get_default_application()
-    module_name, _, attribute = path.partition(":")
-    if not attribute:
-        raise ImproperlyConfigured(f"APP must look like module:attribute, not {path!r}")
-    if os.environ.get("DJANGO_SETTINGS_MODULE"):
-        django.setup()
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ImproperlyConfigured(f"APP {path!r}: cannot import {module_name!r} ({exc})") from exc
-    if not apps.ready:
-        _require_settings_module(f"export it, or have {module_name} set it before Django loads")
-        django.setup()
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise ImproperlyConfigured(f"APP {path!r}: {module_name} has no {attribute!r}") from None
-
-
-def _require_settings_module(hint: str) -> None:
-    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
-        raise ImproperlyConfigured(f"DJANGO_SETTINGS_MODULE is not set: {hint}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,89 +226,47 @@ def add_demo_admin_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_services(args: argparse.Namespace) -> list[Any]:
-    """The services of one ``gateway`` command, in start order.
+def launcher_options(launcher: Launcher, args: argparse.Namespace) -> Any:
+    """``launcher``'s typed options (its ``OPTIONS``) from the parsed command line.
 
-    Routes a service needs served over HTTP (:func:`http_route`) are served by
-    gateway's web server: under ``gateway run`` on the web server's own port, in
-    front of the project's application; under ``gateway <name>`` by a web server
-    for those routes alone, started before the service so the routes answer as
-    soon as the service announces them (e.g. ``setWebhook``).
+    Each field takes the flag of the same ``dest``; a flag the subcommand lacks
+    (``CHANNEL...`` under ``gateway run``) leaves the field's default.
     """
-    if args.command != "run":
-        launcher = load_launcher(args.command)
-        assert launcher is not None  # the subcommand exists only when it loaded
-        if args.command == "worker":
-            return with_probes([launcher.build(None, args)], args)
-        service = launcher.build(load_application(args.app, args.app_dir), args)
-        route = http_route(launcher, service, args)
-        if route is None:
-            return with_probes([service], args)
-        return with_probes([route_server(route), service], args)
-    application = load_application(args.app, args.app_dir)
-    built: dict[str, Any] = {}
-    routes: dict[str, ASGIApp] = {}
-    for name in LAUNCHERS:
-        launcher = load_launcher(name)
-        if name == "web" or launcher is None or not launcher.wanted(application, args):
-            continue
-        built[name] = launcher.build(application, args)
-        route = http_route(launcher, built[name], args)
-        if route is not None:
-            routes[route.path] = route.app
-    web = load_launcher("web")
-    if web is not None and (routes or web.wanted(application, args)):
-        from protocols.http_routes import PathDispatcher
-
-        served = PathDispatcher(routes, application) if routes else application
-        built["web"] = web.build(served, args)
-    elif routes:
-        raise ImproperlyConfigured("webhooks need gateway's web server, which is not installed")
-    if not built:
-        raise ImproperlyConfigured("the application routes to no protocol gateway can serve")
-    services = [built[name] for name in LAUNCHERS if name in built]
-    watch_readiness(services)
-    return services
+    given = {
+        field.name: getattr(args, field.name)
+        for field in fields(launcher.OPTIONS)
+        if hasattr(args, field.name)
+    }
+    return launcher.OPTIONS(
+        **{
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in given.items()
+        }
+    )
 
 
-def http_route(launcher: Launcher, service: Any, args: argparse.Namespace) -> HttpRoute | None:
-    """The :class:`~protocols.http_routes.HttpRoute` ``service`` needs served, or None."""
-    describe = getattr(launcher, "http_route", None)
-    return describe(service, args) if describe is not None else None
-
-
-def with_probes(services: list[Any], args: argparse.Namespace) -> list[Any]:
-    """``services``, led by a web server for the health probes alone when
-    ``--health-port`` asks for one; every web server among them checks them all."""
+def build_services(args: argparse.Namespace) -> ServiceGroup:
+    """The services of one ``gateway`` command, in start order (:mod:`protocols.launch`)."""
+    if args.command == "run":
+        options = {}
+        for name in LAUNCHERS:
+            launcher = load_launcher(name)
+            if launcher is not None:
+                options[name] = launcher_options(launcher, args)
+        return appliance_services(options, args.app, args.app_dir)
+    launcher = load_launcher(args.command)
+    assert launcher is not None  # the subcommand exists only when it loaded
     port = getattr(args, "health_port", None)
-    if port is not None:
-        from protocols.websocket.server import ProbeServer
-
-        services = [ProbeServer(args.health_host, port), *services]
-    watch_readiness(services)
-    return services
-
-
-def watch_readiness(services: Sequence[Any]) -> None:
-    """Each web server's ``/readyz`` also checks every other service of the process."""
-    for server in services:
-        readiness = getattr(server, "readiness", None)
-        if readiness is not None:
-            for service in services:
-                if service is not server:
-                    readiness.watch(service)
+    return server_services(
+        args.command,
+        launcher_options(launcher, args),
+        getattr(args, "app", None),
+        getattr(args, "app_dir", None),
+        probes=ProbeAddress(args.health_host, port) if port is not None else None,
+    )
 
 
-def route_server(route: HttpRoute) -> Service:
-    """Gateway's web server serving ``route`` alone, on the route's host and port."""
-    from protocols.websocket.config import Config
-    from protocols.websocket.server import WebServer
-
-    config = Config(host=route.host, port=route.port, lifespan="off", access_log=False)
-    return WebServer(route.app, config)
-
-
-def ready_summary(command: str, services: Sequence[Any], site: bool, admin: Note | None) -> str:
+def ready_summary(command: str, services: Iterable[Any], site: bool, admin: Note | None) -> str:
     """What :func:`main` prints once every service has started."""
     from gateway.startup import summarize
 
@@ -408,10 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gateway import metrics
     from gateway.startup import first_admin
     from protocols.health import HealthService
-    from protocols.runner import EventLoopUnavailable, ServiceStartError, serve
+    from protocols.runner import EventLoopUnavailable, ServiceGroup, ServiceStartError
 
     try:
-        services = [*build_services(args), HealthService()]
+        services = ServiceGroup([*build_services(args), HealthService()])
         metrics.registry.identify(args.command)
         site = args.command in SITE_COMMANDS
         admin = first_admin(args.demo_admin) if site else None
@@ -419,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def announce() -> None:
             print(ready_summary(args.command, services, site, admin), flush=True)
 
-        serve(services, loop=args.loop, shutdown_timeout=args.shutdown_timeout, started=announce)
+        services.run(loop=args.loop, shutdown_timeout=args.shutdown_timeout, started=announce)
     except (ImproperlyConfigured, EventLoopUnavailable) as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2

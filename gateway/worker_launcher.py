@@ -1,4 +1,4 @@
-"""``gateway worker CHANNEL...`` and the workers of ``gateway run`` (a gateway.cli.Launcher).
+"""``gateway worker CHANNEL...`` and the workers of ``gateway run`` (a protocols.launch.Launcher).
 
 ``gateway worker thumbnail.generate`` serves the named channels, like ``manage.py
 runworker``. ``gateway run`` starts a worker on its own whenever the application
@@ -9,6 +9,7 @@ it listens on exactly the channel names that router maps.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -21,6 +22,17 @@ from gateway.worker import Worker, routed_channel_names
 from protocols.service import Service
 
 HELP = "run background consumers on fixed channel names (the project's ChannelNameRouter)"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """The workers' options: the layer alias, and the channels (none: every routed one)."""
+
+    layer: str = DEFAULT_CHANNEL_LAYER
+    channels: tuple[str, ...] = ()
+
+
+OPTIONS = WorkerOptions
 
 
 class WorkerService(Service):
@@ -44,7 +56,7 @@ class WorkerService(Service):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--layer",
-        default=DEFAULT_CHANNEL_LAYER,
+        default=WorkerOptions.layer,
         help="the CHANNEL_LAYERS alias workers receive from (default: %(default)s)",
     )
     if isinstance(parser, argparse.ArgumentParser):  # `gateway worker`, not `gateway run`
@@ -56,25 +68,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def wanted(application: Any, args: argparse.Namespace) -> bool:
+def wanted(application: Any, options: WorkerOptions) -> bool:
     return bool(routed_channel_names(application))
 
 
-def build(application: Any, args: argparse.Namespace) -> WorkerService:
-    if application is None:  # `gateway worker` takes no APP: ASGI_APPLICATION it is
-        from gateway.cli import load_application
-
-        application = load_application(None)
-    channels = getattr(args, "channels", None) or routed_channel_names(application)
+def build(application: Any, options: WorkerOptions) -> WorkerService:
+    channels = list(options.channels) or routed_channel_names(application)
     if not channels:
         raise ImproperlyConfigured("the application routes no channel names to run workers for")
     try:
-        channel_layer = get_channel_layer(args.layer)
+        channel_layer = get_channel_layer(options.layer)
     except InvalidChannelLayerError as exc:
         raise ImproperlyConfigured(str(exc)) from exc
     if channel_layer is None:
         raise ImproperlyConfigured(
-            f"CHANNEL_LAYERS has no layer {args.layer!r}: workers receive through a channel layer"
+            f"CHANNEL_LAYERS has no layer {options.layer!r}: workers receive through a "
+            "channel layer"
         )
     try:
         return WorkerService(Worker(application, channels, channel_layer))

@@ -1,11 +1,20 @@
-"""Run services in one event loop until SIGINT/SIGTERM, then stop them gracefully."""
+"""Run services: in the foreground until SIGINT/SIGTERM, or in a background thread.
+
+:class:`ServiceGroup` runs the services of a gateway process in its main thread and
+stops them gracefully on a signal. :class:`ServiceThread` runs one
+service on an event loop of its own thread, for synchronous callers (the
+live-server test case, :class:`protocols.websocket.ServerThread`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Self
 
 from protocols.service import Service
 
@@ -43,19 +52,6 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def serve(
-    services: Sequence[Service],
-    loop: str = "auto",
-    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-    started: Callable[[], None] | None = None,
-) -> None:
-    """Run :func:`run_services` to completion on a new event loop of kind ``loop``."""
-    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
-        kind = type(runner.get_loop())
-        logger.info("event loop: %s.%s", kind.__module__, kind.__qualname__)
-        runner.run(run_services(services, shutdown_timeout, started=started))
-
-
 class ServiceStartError(Exception):
     """A service could not start: a port is taken, a broker or Bot API is unreachable."""
 
@@ -64,48 +60,82 @@ class ServiceStartError(Exception):
         self.service = service
 
 
-async def run_services(
-    services: Sequence[Service],
-    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-    stop_event: asyncio.Event | None = None,
-    started: Callable[[], None] | None = None,
-) -> None:
-    """Start ``services`` in order, serve until a signal (or ``stop_event``), stop them.
+class ServiceGroup:
+    """The services one gateway process runs, in start order, run and stopped together.
 
-    ``started`` is called once every service has started (the launcher prints its
-    summary then, when every port is bound). Services are stopped all at once
-    (:func:`stop_all`), so shutdown takes at most ``shutdown_timeout`` seconds in all,
-    and every door starts closing at once. A service that fails to start
-    stops the ones already started and the error propagates, so the process exits
-    non-zero with the reason; an ``OSError`` (address in use, connection refused)
-    becomes :class:`ServiceStartError`.
+    Every way a server starts builds one (:mod:`protocols.launch`). Each web server
+    among the services also checks every other one on ``/readyz``.
     """
-    stop_event = stop_event or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop_event.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
-            pass
-    running: list[Service] = []
-    try:
-        for service in services:
+
+    def __init__(self, services: Iterable[Service]) -> None:
+        self.services: list[Service] = list(services)
+        for server in self.services:
+            readiness = getattr(server, "readiness", None)
+            if readiness is not None:
+                for service in self.services:
+                    if service is not server:
+                        readiness.watch(service)
+
+    def __iter__(self) -> Iterator[Service]:
+        return iter(self.services)
+
+    def __len__(self) -> int:
+        return len(self.services)
+
+    def run(
+        self,
+        loop: str = "auto",
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        started: Callable[[], None] | None = None,
+    ) -> None:
+        """:meth:`serve` to completion on a new event loop of kind ``loop``."""
+        with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+            kind = type(runner.get_loop())
+            logger.info("event loop: %s.%s", kind.__module__, kind.__qualname__)
+            runner.run(self.serve(shutdown_timeout, started=started))
+
+    async def serve(
+        self,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        stop_event: asyncio.Event | None = None,
+        started: Callable[[], None] | None = None,
+    ) -> None:
+        """Start the services in order, serve until a signal (or ``stop_event``), stop them.
+
+        ``started`` is called once every service has started (the launcher prints its
+        summary then, when every port is bound). Services are stopped all at once
+        (:func:`stop_all`), so shutdown takes at most ``shutdown_timeout`` seconds in
+        all, and every door starts closing at once. A service that fails to start
+        stops the ones already started and the error propagates, so the process exits
+        non-zero with the reason; an ``OSError`` (address in use, connection refused)
+        becomes :class:`ServiceStartError`.
+        """
+        stop_event = stop_event or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                await service.start()
-            except OSError as exc:
-                raise ServiceStartError(service.name, exc) from exc
-            running.append(service)
-            logger.info("%s started", service.name)
-        if started is not None:
-            started()
-        await stop_event.wait()
-        logger.info("shutting down (at most %gs)", shutdown_timeout)
-    finally:
-        await stop_all(running, shutdown_timeout)
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+                loop.add_signal_handler(sig, stop_event.set)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                pass
+        running: list[Service] = []
+        try:
+            for service in self.services:
+                try:
+                    await service.start()
+                except OSError as exc:
+                    raise ServiceStartError(service.name, exc) from exc
+                running.append(service)
+                logger.info("%s started", service.name)
+            if started is not None:
+                started()
+            await stop_event.wait()
+            logger.info("shutting down (at most %gs)", shutdown_timeout)
+        finally:
+            await stop_all(running, shutdown_timeout)
+            for sig in installed:
+                loop.remove_signal_handler(sig)
 
 
 async def stop_all(services: Sequence[Service], timeout: float) -> None:
@@ -129,3 +159,80 @@ async def stop_all(services: Sequence[Service], timeout: float) -> None:
         error = task.exception()
         if error is not None:
             logger.error("%s failed to stop cleanly", stopping[task].name, exc_info=error)
+
+
+class ServiceThread:
+    """Runs one :class:`Service` on asyncio's event loop in a background thread.
+
+    :meth:`start` returns once the service serves (or raises what stopped it from
+    starting); :meth:`stop` stops it (in-flight work gets ``shutdown_timeout``
+    seconds) and joins the thread. A context manager does both::
+
+        with ServiceThread(WebServer(application, Config(port=0))) as running:
+            urlopen(f"http://127.0.0.1:{running.service.port}/")
+    """
+
+    def __init__(self, service: Service, shutdown_timeout: float = 5.0) -> None:
+        self.service = service
+        self.shutdown_timeout = shutdown_timeout
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name=f"gateway-{service.name}")
+        self._thread.daemon = True
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Return once the service is serving; raise what stopped it from starting."""
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise TimeoutError(f"{self.service.name} did not start within {timeout:g}s")
+        if self._error is not None:
+            self._thread.join(timeout)
+            raise self._error
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the service and join the thread (``timeout``: the shutdown timeout).
+
+        Raises :class:`TimeoutError` when the thread is still running a second
+        past the bound.
+        """
+        if timeout is not None:
+            self.shutdown_timeout = timeout
+        if self._loop is not None and self._stopping is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(self.shutdown_timeout + STOP_GRACE)
+        if self._thread.is_alive():
+            raise TimeoutError(
+                f"{self.service.name} did not stop within {self.shutdown_timeout:g}s"
+            )
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        try:
+            await self.service.start()
+        except BaseException as exc:
+            self._error = exc
+            return
+        finally:
+            self._started.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.service.stop(self.shutdown_timeout)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from gateway.botapi import BotAPIServer
-from gateway.cli import LAUNCHERS, build_parser, build_services
+from gateway.cli import build_parser, build_services
 from gateway.routing import ProtocolTypeRouter
 from gateway.types import Receive, Scope, Send
-from protocols.runner import run_services
+from protocols.launch import LAUNCHERS
 from tests.protocols.telegram.test_seed import ChattyBotConsumer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +106,7 @@ async def test_run_serves_telegram_webhooks_on_the_web_servers_port(settings: ob
         services = build_services(args)
         assert [service.name for service in services] == ["web", "telegram"]
         stop = asyncio.Event()
-        running = asyncio.create_task(run_services(services, 2, stop))
+        running = asyncio.create_task(services.serve(2, stop))
         try:
             api.user_message(token, "over the web port", chat_id=5)
             (reply,) = await api.wait_sent(token, 5)

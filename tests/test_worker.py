@@ -6,7 +6,6 @@ how the test knows a message was handled; no test sleeps to wait for anything.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -384,7 +383,7 @@ def test_gateway_worker_help() -> None:
 
 
 def test_gateway_run_wants_a_worker_only_for_routed_channel_names() -> None:
-    args = argparse.Namespace(layer="default")
+    args = worker_launcher.WorkerOptions()
     assert worker_launcher.wanted(application, args)
     assert routed_channel_names(application) == sorted(
         application.application_mapping["channel"].application_mapping
@@ -395,7 +394,7 @@ def test_gateway_run_wants_a_worker_only_for_routed_channel_names() -> None:
 
 
 async def test_gateway_run_worker_serves_the_routed_channels(layer: BaseChannelLayer) -> None:
-    service = worker_launcher.build(application, argparse.Namespace(layer="default"))
+    service = worker_launcher.build(application, worker_launcher.WorkerOptions())
     assert service.worker.channels == routed_channel_names(application)
     await service.start()
     try:
@@ -407,7 +406,7 @@ async def test_gateway_run_worker_serves_the_routed_channels(layer: BaseChannelL
 
 
 def test_gateway_worker_without_a_layer_is_a_configuration_error() -> None:
-    args = argparse.Namespace(layer="default", channels=["jobs"])
+    args = worker_launcher.WorkerOptions(channels=("jobs",))
     with (
         override_settings(CHANNEL_LAYERS={}),
         pytest.raises(ImproperlyConfigured, match="no layer"),

@@ -1,11 +1,12 @@
-"""``gateway mqtt``: the command-line face of :class:`MqttServer` (a gateway.cli.Launcher).
+"""``gateway mqtt``: the command-line face of :class:`MqttServer` (a protocols.launch.Launcher).
 
 Bridge role when ``--url`` or ``MQTT_URL`` names a broker, else the embedded broker
 listening on ``--host``/``--port`` (``--mqtt-host``/``--mqtt-port`` under
 ``gateway run``, where ``--host``/``--port`` belong to the web server): 127.0.0.1
 unless told otherwise, like the web server (docs/security.md). The embedded
 broker's limits and TLS files are options whose defaults come from the settings (or
-environment variables) named in their help, read when the server is built.
+environment variables) named in their help, read when the server is built
+(:class:`MqttOptions` leaves them None).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
@@ -34,6 +36,38 @@ HELP = "serve MQTT devices: bridge to MQTT_URL, or run the embedded broker"
 
 T = TypeVar("T", int, float)
 _LIMITS = DoorLimits()
+
+
+@dataclass(frozen=True)
+class MqttOptions:
+    """The MQTT server's options, one field per ``gateway mqtt`` flag (defaults alike).
+
+    None, for the embedded broker's limits and TLS files: the setting (or
+    environment variable) named in the flag's help, else the built-in default.
+    """
+
+    mqtt_url: str | None = None
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_ws_port: int | None = None
+    mqtt_anonymous: bool = False
+    mqtt_ssl_certfile: str | None = None
+    mqtt_ssl_keyfile: str | None = None
+    mqtt_tls_port: int = 8883
+    mqtt_wss_port: int | None = None
+    mqtt_connect_timeout: float | None = None
+    mqtt_max_connections: int | None = None
+    mqtt_max_packet_size: int | None = None
+    mqtt_auth_workers: int | None = None
+    mqtt_auth_failures: int | None = None
+    mqtt_share: str | None = None
+    mqtt_idle_timeout: float = 300.0
+    mqtt_max_instances: int = 10_000
+    mqtt_queue_size: int = 100
+    mqtt_inflight: int = 1000
+
+
+OPTIONS = MqttOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -151,23 +185,25 @@ def _configured(value: T | None, name: str, default: T, kind: Callable[[Any], T]
     return chosen
 
 
-def broker_from_args(args: argparse.Namespace) -> BrokerLink:
+def broker_link(options: MqttOptions) -> BrokerLink:
     limits = DoorLimits(
         connect_timeout=_configured(
-            args.mqtt_connect_timeout, "MQTT_CONNECT_TIMEOUT", _LIMITS.connect_timeout, float
+            options.mqtt_connect_timeout, "MQTT_CONNECT_TIMEOUT", _LIMITS.connect_timeout, float
         ),
         max_connections=_configured(
-            args.mqtt_max_connections, "MQTT_MAX_CONNECTIONS", _LIMITS.max_connections, int
+            options.mqtt_max_connections, "MQTT_MAX_CONNECTIONS", _LIMITS.max_connections, int
         ),
         max_packet_size=_configured(
-            args.mqtt_max_packet_size, "MQTT_MAX_PACKET_SIZE", _LIMITS.max_packet_size, int
+            options.mqtt_max_packet_size, "MQTT_MAX_PACKET_SIZE", _LIMITS.max_packet_size, int
         ),
     )
-    workers = _configured(args.mqtt_auth_workers, "MQTT_AUTH_WORKERS", default_slow_workers(), int)
-    failures = _configured(args.mqtt_auth_failures, "MQTT_AUTH_FAILURES", 10, int)
+    workers = _configured(
+        options.mqtt_auth_workers, "MQTT_AUTH_WORKERS", default_slow_workers(), int
+    )
+    failures = _configured(options.mqtt_auth_failures, "MQTT_AUTH_FAILURES", 10, int)
     authenticator = DeviceAuthenticator(SlowLane(workers), SourceLimits(failures))
-    certfile = args.mqtt_ssl_certfile or setting("MQTT_SSL_CERTFILE")
-    keyfile = args.mqtt_ssl_keyfile or setting("MQTT_SSL_KEYFILE")
+    certfile = options.mqtt_ssl_certfile or setting("MQTT_SSL_CERTFILE")
+    keyfile = options.mqtt_ssl_keyfile or setting("MQTT_SSL_KEYFILE")
     if (certfile is None) != (keyfile is None):
         raise ImproperlyConfigured(
             "the embedded MQTT broker needs both MQTT_SSL_CERTFILE and MQTT_SSL_KEYFILE "
@@ -175,41 +211,42 @@ def broker_from_args(args: argparse.Namespace) -> BrokerLink:
         )
     tls = TLSFiles(certfile, keyfile) if certfile is not None and keyfile is not None else None
     return BrokerLink(
-        args.mqtt_host,
-        args.mqtt_port,
-        ws_port=args.mqtt_ws_port,
+        options.mqtt_host,
+        options.mqtt_port,
+        ws_port=options.mqtt_ws_port,
         tls=tls,
-        tls_port=args.mqtt_tls_port if tls is not None else None,
-        wss_port=args.mqtt_wss_port,
-        allow_anonymous=args.mqtt_anonymous,
+        tls_port=options.mqtt_tls_port if tls is not None else None,
+        wss_port=options.mqtt_wss_port,
+        allow_anonymous=options.mqtt_anonymous,
         limits=limits,
         authenticator=authenticator,
     )
 
 
-def wanted(application: Any, args: argparse.Namespace) -> bool:
+def wanted(application: Any, options: MqttOptions) -> bool:
     mapping = getattr(application, "application_mapping", None)
     return isinstance(mapping, dict) and "mqtt" in mapping
 
 
-def link_from_args(args: argparse.Namespace) -> Link:
-    url = args.mqtt_url or setting("MQTT_URL")
+def mqtt_link(options: MqttOptions) -> Link:
+    """The bridge to ``--mqtt-url`` (or ``MQTT_URL``), else the embedded broker."""
+    url = options.mqtt_url or setting("MQTT_URL")
     if url:
         config = BridgeConfig.from_url(url)
-        if args.mqtt_share:
-            config = dataclasses.replace(config, share_group=args.mqtt_share)
+        if options.mqtt_share:
+            config = dataclasses.replace(config, share_group=options.mqtt_share)
         return BridgeLink(config)
-    return broker_from_args(args)
+    return broker_link(options)
 
 
-def build(application: Any, args: argparse.Namespace) -> MqttServer:
+def build(application: Any, options: MqttOptions) -> MqttServer:
     # amqtt's state machines (the `transitions` package) log every state change at INFO.
     logging.getLogger("transitions").setLevel(logging.WARNING)
     return MqttServer(
         application,
-        link_from_args(args),
-        idle_timeout=args.mqtt_idle_timeout,
-        max_instances=args.mqtt_max_instances,
-        queue_size=args.mqtt_queue_size,
-        inflight=args.mqtt_inflight,
+        mqtt_link(options),
+        idle_timeout=options.mqtt_idle_timeout,
+        max_instances=options.mqtt_max_instances,
+        queue_size=options.mqtt_queue_size,
+        inflight=options.mqtt_inflight,
     )

@@ -1,4 +1,4 @@
-"""``gateway telegram``: the command-line face of :class:`TelegramServer` (a gateway.cli.Launcher).
+"""``gateway telegram``: the face of :class:`TelegramServer` (a protocols.launch.Launcher).
 
 Bots come from ``TELEGRAM_BOT_TOKEN`` (several: comma-separated) and talk to
 ``TELEGRAM_API_URL`` (python-telegram-bot's ``base_url`` form). ``--local-api``
@@ -15,7 +15,8 @@ import logging
 import os
 import re
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -32,6 +33,31 @@ from protocols.telegram.webhook import WebhookApp
 HELP = "serve Telegram bots by long polling or webhook (--local-api: try one offline)"
 
 logger = logging.getLogger("gateway.telegram")
+
+
+@dataclass(frozen=True)
+class TelegramOptions:
+    """The Telegram server's options, one field per ``gateway telegram`` flag.
+
+    The flags' defaults from environment variables are read by the command line.
+    """
+
+    telegram_transport: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_path: str = "/telegram/webhook"
+    telegram_idle_timeout: float = 300.0
+    telegram_max_instances: int = 10_000
+    telegram_allowed_updates: str | None = None
+    telegram_connections: int = 8
+    telegram_no_retry: bool = False
+    no_flood_control: bool = False
+    local_api: bool = False
+    local_api_port: int = 8081
+
+
+OPTIONS = TelegramOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,15 +147,16 @@ def api_url() -> str:
     return str(setting("TELEGRAM_API_URL", DEFAULT_API_URL))
 
 
-def wanted(application: Any, args: argparse.Namespace) -> bool:
+def wanted(application: Any, options: TelegramOptions) -> bool:
     """When the application routes ``telegram`` and a token (or ``--local-api``) is given."""
     mapping = getattr(application, "application_mapping", None)
     if not isinstance(mapping, dict) or "telegram" not in mapping:
         return False
-    return bool(configured_tokens()) or bool(getattr(args, "local_api", False))
+    return bool(configured_tokens()) or options.local_api
 
 
-def options_from_args(args: argparse.Namespace) -> ServerOptions:
+def server_options(args: TelegramOptions) -> ServerOptions:
+    """The server's :class:`ServerOptions` for ``args``; ImproperlyConfigured when invalid."""
     if min(args.telegram_idle_timeout, args.telegram_max_instances, args.telegram_connections) <= 0:
         raise ImproperlyConfigured(
             "--telegram-idle-timeout, --telegram-max-instances and --telegram-connections "
@@ -159,12 +186,12 @@ def command_menu() -> list[tuple[str, str]]:
     return list(menu.items())
 
 
-def build(application: Any, args: argparse.Namespace) -> Service:
+def build(application: Any, args: TelegramOptions) -> Service:
     # Bot API URLs contain the token: httpx logs every request URL at INFO, and
     # python-telegram-bot logs its base URL at DEBUG. Keep both out of the log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLogger().level))
-    options = options_from_args(args)
+    options = server_options(args)
     if args.local_api:
         return LocalBotService(application, options, args.local_api_port)
     tokens = configured_tokens()
@@ -191,10 +218,10 @@ def build(application: Any, args: argparse.Namespace) -> Service:
     return TelegramServer(application, bots, options)
 
 
-def http_route(service: Service, args: argparse.Namespace) -> HttpRoute | None:
+def http_route(service: Service, args: TelegramOptions) -> HttpRoute | None:
     """The webhook route the web server must serve for ``service`` (webhook transport only).
 
-    ``gateway.cli`` mounts it into the web server of ``gateway run``, or runs a web
+    :mod:`protocols.launch` mounts it into the web server of ``gateway run``, or runs a web
     server for it alone on ``--webhook-host``/``--webhook-port`` in ``gateway telegram``.
     """
     if not isinstance(service, TelegramServer) or service.options.transport != "webhook":

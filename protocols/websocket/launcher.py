@@ -1,9 +1,15 @@
-"""``gateway web``: the command-line face of :class:`WebServer` (a gateway.cli.Launcher)."""
+"""``gateway web``: the command-line face of :class:`WebServer` (a protocols.launch.Launcher).
+
+:class:`WebOptions` holds the options as given (``gateway web``'s flags, or
+Python callers: ``manage.py runserver``, the live-server test case);
+:func:`web_config` turns them into the server's :class:`Config`.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -13,9 +19,43 @@ from protocols.websocket.server import WebServer
 
 HELP = "serve HTTP/1.1 and WebSocket (the browser-facing server)"
 
+_CONFIG = Config()
+
+
+@dataclass(frozen=True)
+class WebOptions:
+    """The web server's options, one field per ``gateway web`` flag (defaults alike)."""
+
+    host: str = _CONFIG.host
+    port: int = _CONFIG.port
+    uds: str | None = None
+    fd: int | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    root_path: str = ""
+    ws_max_size: int = _CONFIG.ws_max_size
+    ws_ping_interval: float | None = _CONFIG.ws_ping_interval
+    ws_ping_timeout: float | None = _CONFIG.ws_ping_timeout
+    ws_connect_timeout: float = _CONFIG.ws_connect_timeout
+    timeout_keep_alive: float = _CONFIG.timeout_keep_alive
+    timeout_request_head: float = _CONFIG.timeout_request_head
+    timeout_body: float = _CONFIG.timeout_body
+    body_min_rate: float = _CONFIG.body_min_rate
+    max_header_size: int = _CONFIG.max_header_size
+    #: 0: no limit.
+    limit_concurrency: int = _CONFIG.limit_concurrency or 0
+    access_log: bool = True
+    health_probes: bool = True
+    lifespan: Literal["auto", "on", "off"] = "auto"
+
+
+OPTIONS = WebOptions
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Config()
+    defaults = WebOptions()
     add = parser.add_argument
     add("--host", default=defaults.host, help="address to bind (default: %(default)s)")
     add("--port", type=int, default=defaults.port, help="TCP port (default: %(default)s)")
@@ -30,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--forwarded-allow-ips",
-        default="127.0.0.1,::1",
+        default=defaults.forwarded_allow_ips,
         help="comma-separated proxy addresses/networks to trust, or '*' (default: %(default)s)",
     )
     add("--root-path", default="", help="ASGI root_path: the URL prefix the app is mounted at")
@@ -86,17 +126,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="open connections (HTTP and WebSocket) beyond which requests get 503; "
         "0: no limit (default: %(default)s)",
     )
-    add("--no-access-log", action="store_true", help="do not log each request")
+    add(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="do not log each request",
+    )
     add(
         "--no-health-probes",
-        action="store_true",
+        dest="health_probes",
+        action="store_false",
         help="hand /healthz and /readyz to the application instead of answering them "
         "in the server (docs/deploy.md)",
     )
     add("--lifespan", choices=["auto", "on", "off"], default="auto")
 
 
-def wanted(application: Any, args: argparse.Namespace) -> bool:
+def wanted(application: Any, options: WebOptions) -> bool:
     """True unless the application is a protocol router without http or websocket."""
     mapping = getattr(application, "application_mapping", None)
     if not isinstance(mapping, dict):
@@ -104,35 +150,36 @@ def wanted(application: Any, args: argparse.Namespace) -> bool:
     return "http" in mapping or "websocket" in mapping
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
+def web_config(options: WebOptions) -> Config:
+    """The server's :class:`Config` for ``options``; ImproperlyConfigured when invalid."""
     try:
         return Config(
-            host=args.host,
-            port=args.port,
-            uds=args.uds,
-            fd=args.fd,
-            ssl_certfile=args.ssl_certfile,
-            ssl_keyfile=args.ssl_keyfile,
-            proxy_headers=args.proxy_headers,
-            forwarded_allow_ips=TrustedProxies.parse(args.forwarded_allow_ips),
-            root_path=args.root_path.rstrip("/"),
-            ws_max_size=args.ws_max_size,
-            ws_ping_interval=args.ws_ping_interval,
-            ws_ping_timeout=args.ws_ping_timeout,
-            ws_connect_timeout=args.ws_connect_timeout,
-            timeout_keep_alive=args.timeout_keep_alive,
-            timeout_request_head=args.timeout_request_head,
-            timeout_body=args.timeout_body,
-            body_min_rate=args.body_min_rate,
-            max_header_size=args.max_header_size,
-            limit_concurrency=args.limit_concurrency or None,
-            access_log=not args.no_access_log,
-            health_probes=not args.no_health_probes,
-            lifespan=args.lifespan,
+            host=options.host,
+            port=options.port,
+            uds=options.uds,
+            fd=options.fd,
+            ssl_certfile=options.ssl_certfile,
+            ssl_keyfile=options.ssl_keyfile,
+            proxy_headers=options.proxy_headers,
+            forwarded_allow_ips=TrustedProxies.parse(options.forwarded_allow_ips),
+            root_path=options.root_path.rstrip("/"),
+            ws_max_size=options.ws_max_size,
+            ws_ping_interval=options.ws_ping_interval,
+            ws_ping_timeout=options.ws_ping_timeout,
+            ws_connect_timeout=options.ws_connect_timeout,
+            timeout_keep_alive=options.timeout_keep_alive,
+            timeout_request_head=options.timeout_request_head,
+            timeout_body=options.timeout_body,
+            body_min_rate=options.body_min_rate,
+            max_header_size=options.max_header_size,
+            limit_concurrency=options.limit_concurrency or None,
+            access_log=options.access_log,
+            health_probes=options.health_probes,
+            lifespan=options.lifespan,
         )
     except ValueError as exc:
         raise ImproperlyConfigured(f"gateway web: {exc}") from exc
 
 
-def build(application: Any, args: argparse.Namespace) -> WebServer:
-    return WebServer(application, config_from_args(args))
+def build(application: Any, options: WebOptions) -> WebServer:
+    return WebServer(application, web_config(options))

@@ -27,28 +27,10 @@ from django.utils.version import get_docs_version
 from gateway import metrics
 from gateway.types import ASGIApp
 from protocols.health import HealthService
-from protocols.runner import run_services
-from protocols.service import Service
+from protocols.launch import web_server
+from protocols.runner import ServiceGroup
 from protocols.websocket.accesslog import access_logger
-from protocols.websocket.config import Config
-from protocols.websocket.server import WebServer
-
-
-class _Announce(Service):
-    """Prints the "Starting ASGI/gateway development server at ..." banner once the port
-    is bound (:meth:`Command.on_bind`)."""
-
-    name = "banner"
-
-    def __init__(self, server: WebServer, command: Command) -> None:
-        self.server = server
-        self.command = command
-
-    async def start(self) -> None:
-        self.command.on_bind(self.server.port)
-
-    async def stop(self, timeout: float) -> None:
-        return None
+from protocols.websocket.launcher import WebOptions
 
 
 class Command(DjangoRunserver):
@@ -123,11 +105,13 @@ class Command(DjangoRunserver):
             access_logger.addHandler(logging.StreamHandler())
             access_logger.setLevel(logging.INFO)
         host = "0.0.0.0" if self.addr == "0" else self.addr
-        server = WebServer(self.get_application(options), Config(host=host, port=int(self.port)))
+        server = web_server(
+            self.get_application(options), WebOptions(host=host, port=int(self.port))
+        )
         metrics.registry.identify("runserver")
-        services = [server, _Announce(server, self), HealthService()]
+        services = ServiceGroup([server, HealthService()])
         try:
-            asyncio.run(run_services(services, shutdown_timeout=5.0))
+            asyncio.run(services.serve(5.0, started=lambda: self.on_bind(server.port)))
         except OSError as exc:
             messages = {
                 errno.EACCES: "You don't have permission to access that port.",

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway.cli import build_parser, main
+from gateway.cli import build_parser, launcher_options, main
 from gateway.routing import ProtocolTypeRouter, URLRouter
 from protocols.mqtt import launcher
 from protocols.mqtt.bridge import BridgeLink
@@ -30,8 +30,12 @@ ROOT = Path(__file__).resolve().parents[3]
 APP = "tests.protocols.mqtt.example:application"
 
 
-def parse(*argv: str) -> Any:
-    return build_parser().parse_args(["mqtt", APP, *argv])
+def parse(*argv: str) -> launcher.MqttOptions:
+    """``gateway mqtt APP ARGV...``'s options, as the command line builds them."""
+    options: launcher.MqttOptions = launcher_options(
+        launcher, build_parser().parse_args(["mqtt", APP, *argv])
+    )
+    return options
 
 
 def test_wanted_only_when_the_application_routes_mqtt() -> None:

@@ -9,10 +9,10 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from gateway.botapi import BotAPIServer
-from gateway.cli import build_parser, build_services
+from gateway.cli import build_parser, build_services, launcher_options
 from gateway.routing import ProtocolTypeRouter
 from gateway.telegram.events import event_to_call
-from protocols.runner import run_services
+from protocols.runner import ServiceGroup
 from protocols.telegram import launcher
 from protocols.telegram.server import TelegramServer
 from protocols.websocket.server import WebServer
@@ -23,8 +23,16 @@ from tests.protocols.telegram.test_seed import ChattyBotConsumer
 APP = ProtocolTypeRouter({"telegram": ChattyBotConsumer.as_asgi()})
 
 
+def options(*argv: str) -> launcher.TelegramOptions:
+    """``gateway telegram ARGV...``'s options, as the command line builds them."""
+    built: launcher.TelegramOptions = launcher_options(
+        launcher, build_parser().parse_args(["telegram", *argv])
+    )
+    return built
+
+
 def test_wanted_when_routed_and_a_token_is_configured(settings: object) -> None:
-    args = build_parser().parse_args(["telegram"])
+    args = options()
     settings.TELEGRAM_BOT_TOKEN = None  # type: ignore[attr-defined]
     assert not launcher.wanted(APP, args)
     settings.TELEGRAM_BOT_TOKEN = "123:abc"  # type: ignore[attr-defined]
@@ -35,21 +43,19 @@ def test_wanted_when_routed_and_a_token_is_configured(settings: object) -> None:
 def test_build_needs_a_token_and_a_webhook_url(settings: object) -> None:
     settings.TELEGRAM_BOT_TOKEN = None  # type: ignore[attr-defined]
     with pytest.raises(ImproperlyConfigured, match="TELEGRAM_BOT_TOKEN is not set"):
-        launcher.build(APP, build_parser().parse_args(["telegram"]))
+        launcher.build(APP, options())
     settings.TELEGRAM_BOT_TOKEN = "123:abc,456:def"  # type: ignore[attr-defined]
-    server = launcher.build(APP, build_parser().parse_args(["telegram"]))
+    server = launcher.build(APP, options())
     assert isinstance(server, TelegramServer)
     assert len(server.runners) == 2
-    webhook = build_parser().parse_args(["telegram", "--telegram-transport", "webhook"])
+    webhook = options("--telegram-transport", "webhook")
     with pytest.raises(ImproperlyConfigured, match="--webhook-url"):
         launcher.build(APP, webhook)
 
 
 async def test_local_api_mode_serves_a_bot_offline(settings: object) -> None:
     settings.TELEGRAM_BOT_TOKEN = None  # type: ignore[attr-defined]
-    args = build_parser().parse_args(
-        ["telegram", "--local-api", "--local-api-port", str(free_port())]
-    )
+    args = options("--local-api", "--local-api-port", str(free_port()))
     assert launcher.wanted(APP, args)
     service = launcher.build(APP, args)
     assert isinstance(service, launcher.LocalBotService)
@@ -82,7 +88,7 @@ async def test_webhook_mode_standalone_is_served_by_the_web_server(settings: obj
         assert isinstance(web, WebServer)
         assert isinstance(telegram, TelegramServer)
         stop = asyncio.Event()
-        running = asyncio.create_task(run_services([web, telegram], 2, stop))
+        running = asyncio.create_task(ServiceGroup([web, telegram]).serve(2, stop))
         try:
             api.user_message(token, "hook", chat_id=3)
             (reply,) = await api.wait_sent(token, 3)
@@ -100,13 +106,8 @@ async def test_webhook_mode_standalone_is_served_by_the_web_server(settings: obj
 
 def test_webhook_path_must_be_below_the_root(settings: object) -> None:
     settings.TELEGRAM_BOT_TOKEN = "123:abc"  # type: ignore[attr-defined]
-    args = build_parser().parse_args(
-        [
-            "telegram",
-            "--telegram-transport=webhook",
-            "--webhook-url=https://bot.example.com/",
-            "--webhook-path=/",
-        ]
+    args = options(
+        "--telegram-transport=webhook", "--webhook-url=https://bot.example.com/", "--webhook-path=/"
     )
     with pytest.raises(ImproperlyConfigured, match="--webhook-path"):
         launcher.build(APP, args)
@@ -114,7 +115,7 @@ def test_webhook_path_must_be_below_the_root(settings: object) -> None:
 
 def test_polling_needs_no_http_route(settings: object) -> None:
     settings.TELEGRAM_BOT_TOKEN = "123:abc"  # type: ignore[attr-defined]
-    args = build_parser().parse_args(["telegram"])
+    args = options()
     assert launcher.http_route(launcher.build(APP, args), args) is None
 
 
@@ -123,7 +124,7 @@ async def test_no_retry_sends_at_most_once_unless_the_event_asks(settings: objec
     await api.http.start()
     settings.TELEGRAM_BOT_TOKEN = "123:abc"  # type: ignore[attr-defined]
     settings.TELEGRAM_API_URL = f"http://127.0.0.1:{api.http.port}/bot"  # type: ignore[attr-defined]
-    server = launcher.build(APP, build_parser().parse_args(["telegram", "--telegram-no-retry"]))
+    server = launcher.build(APP, options("--telegram-no-retry"))
     assert isinstance(server, TelegramServer)
     runner = server.runners[0]
     send = {"type": "telegram.message", "text": "hi"}

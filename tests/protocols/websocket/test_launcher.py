@@ -5,13 +5,19 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway.cli import build_parser
+from gateway.cli import build_parser, launcher_options
 from protocols.websocket import Config, launcher
 from protocols.websocket.server import WebServer
 
 
+def options(*argv: str) -> launcher.WebOptions:
+    """``gateway ARGV...``'s web server options, as the command line builds them."""
+    built: launcher.WebOptions = launcher_options(launcher, build_parser().parse_args(argv))
+    return built
+
+
 def parse(*argv: str) -> Config:
-    return launcher.config_from_args(build_parser().parse_args(["web", *argv]))
+    return launcher.web_config(options("web", *argv))
 
 
 def test_options_become_config() -> None:
@@ -79,12 +85,10 @@ class Router:
     ],
 )
 def test_wanted_when_the_app_serves_http_or_websocket(app: object, expected: bool) -> None:
-    args = build_parser().parse_args(["run"])
-    assert launcher.wanted(app, args) is expected
+    assert launcher.wanted(app, options("run")) is expected
 
 
 def test_build_returns_the_web_service() -> None:
-    args = build_parser().parse_args(["web", "--port=0"])
-    service = launcher.build(Router("http"), args)
+    service = launcher.build(Router("http"), options("web", "--port=0"))
     assert isinstance(service, WebServer)
     assert service.name == "web"

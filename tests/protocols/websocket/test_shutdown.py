@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.types import Receive, Scope, Send
-from protocols.runner import run_services
+from protocols.runner import ServiceGroup
 from protocols.service import Service
 from protocols.websocket import Config, WebServer
 from protocols.websocket.errors import ClientDisconnected
@@ -87,9 +87,11 @@ async def test_sigterm_under_traffic_closes_websockets_with_1001_within_the_boun
     web = WebServer(app, Config(port=0, access_log=False, lifespan="off", ws_close_timeout=2.0))
     gate = ReleasedByTest()
     stop = asyncio.Event()
-    runner = asyncio.ensure_future(run_services([web, gate], SHUTDOWN_TIMEOUT, stop_event=stop))
+    runner = asyncio.ensure_future(
+        ServiceGroup([web, gate]).serve(SHUTDOWN_TIMEOUT, stop_event=stop)
+    )
     async with asyncio.timeout(10):
-        while not web.sockets:  # noqa: ASYNC110 - run_services exposes no started event
+        while not web.sockets:  # noqa: ASYNC110 - ServiceGroup.serve exposes no started event
             await asyncio.sleep(0.01)
     port = web.port
     silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(NOT_READING)]
