@@ -67,10 +67,10 @@ from http import HTTPStatus
 from typing import Any, Final
 
 from websockets.datastructures import Headers
-from websockets.extensions.base import ServerExtensionFactory
+from websockets.extensions.base import Extension, ServerExtensionFactory
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
 from gateway.failure_log import FailureLog
@@ -79,6 +79,7 @@ from protocols.websocket.config import Config
 from protocols.websocket.context import Counters
 from protocols.websocket.deflate import DeflateFactory, encoded_frame, signature
 from protocols.websocket.errors import ClientDisconnected, ProtocolViolation
+from protocols.websocket.handshake import Opening, open_directly
 from protocols.websocket.proxy import TrustedProxies
 from protocols.websocket.response import simple_response
 from protocols.websocket.scope import ConnectionInfo, websocket_scope
@@ -203,7 +204,7 @@ class WebSocketSession:
         self.events: list[dict[str, Any]] = []
         #: The ``websocket.disconnect`` event, once delivered.
         self.disconnect: dict[str, Any] | None = None
-        self._handshake: Response | None = None
+        self._handshake: Response | Opening | None = None
         self._headers: AsgiHeaders = []
         self._target = b"/"
         self._denial: tuple[int, list[tuple[str, str]], list[bytes]] | None = None
@@ -222,7 +223,9 @@ class WebSocketSession:
         """The upgrade request the HTTP server parsed; True when it is a valid
         handshake, so the application must now run (``websocket.connect`` is queued).
 
-        websockets re-parses the request head, so it alone validates the handshake.
+        A request of the usual shape is checked and later answered directly
+        (:mod:`protocols.websocket.handshake`); any other is re-parsed by
+        websockets, which then judges it and answers refusals itself.
         """
         self._headers = headers
         self._target = url
@@ -235,6 +238,13 @@ class WebSocketSession:
             )
             self._refuse(400, "Invalid WebSocket handshake request")
             return False
+        opening = open_directly(method, url, headers, self.conn)
+        if opening is not None:
+            # The state websockets' parser would be in after reading this request.
+            self.conn.parser = Protocol.parse(self.conn)
+            next(self.conn.parser)
+            self._handshake_valid(opening)
+            return True
         head = [method, b" ", url, b" HTTP/1.1\r\n"]
         for name, value in headers:
             head += (name, b": ", value, b"\r\n")
@@ -319,7 +329,11 @@ class WebSocketSession:
             self.conn.send_response(response)
             self.state = AppState.CLOSED
             return
-        self._handshake = response
+        self._handshake_valid(response)
+
+    def _handshake_valid(self, handshake: Response | Opening) -> None:
+        """Build the scope and queue ``websocket.connect``: the application decides."""
+        self._handshake = handshake
         self.scope = websocket_scope(
             self._target,
             "1.1",
@@ -448,15 +462,19 @@ class WebSocketSession:
         if self.closed:
             raise ClientDisconnected("the client left before the handshake completed")
         if kind == "websocket.accept":
-            response, self._handshake = self._handshake, None
-            assert response is not None  # set before the application starts
+            handshake, self._handshake = self._handshake, None
+            assert handshake is not None  # set before the application starts
             subprotocol = message.get("subprotocol")
-            if subprotocol:
-                response.headers["Sec-WebSocket-Protocol"] = subprotocol
-            for name, value in message.get("headers", ()):
-                response.headers[name.decode("latin-1")] = value.decode("latin-1")
-            self.conn.send_response(response)
-            self._switch_to_open()
+            if isinstance(handshake, Opening):
+                self._write_first([handshake.response(subprotocol, message.get("headers", ()))])
+                self._switch_to_open(handshake.extensions)
+            else:
+                if subprotocol:
+                    handshake.headers["Sec-WebSocket-Protocol"] = subprotocol
+                for name, value in message.get("headers", ()):
+                    handshake.headers[name.decode("latin-1")] = value.decode("latin-1")
+                self.conn.send_response(handshake)
+                self._switch_to_open(self.conn.extensions)
             self.state = AppState.OPEN
             if self.config.access_log:
                 log_websocket(self.scope, "accept", 101)
@@ -479,7 +497,7 @@ class WebSocketSession:
                 f"'websocket.http.response.start' before the handshake, got {kind!r}"
             )
 
-    def _switch_to_open(self) -> None:
+    def _switch_to_open(self, extensions: list[Extension]) -> None:
         """Continue with a protocol created in the OPEN state (websockets' ``state``
         argument) and the negotiated extensions; the 101 response it wrote goes first.
 
@@ -487,13 +505,12 @@ class WebSocketSession:
         it runs; starting afresh saves that on every idle connection. A client sends
         no frames before the 101 response (RFC 6455 4.1), so nothing is left behind.
         """
-        handshake = self.conn
-        self._write_first(handshake.data_to_send())
+        self._write_first(self.conn.data_to_send())
         self.conn = ServerProtocol(
             state=State.OPEN, max_size=self.config.ws_max_size, logger=protocol_logger
         )
-        self.conn.extensions = handshake.extensions
-        self._frame_key = signature(handshake.extensions)
+        self.conn.extensions = extensions
+        self._frame_key = signature(extensions)
 
     def _send_denial(self) -> None:
         assert self._denial is not None  # RESPONDING implies it
