@@ -2,8 +2,8 @@
 
 A Telegram server using webhooks takes its updates as HTTP requests, yet it must
 not depend on the web server (``protocols.<name>`` packages never import each
-other). Its launcher describes the route as an :class:`HttpRoute`; ``gateway.cli``
-composes: under ``gateway run`` the web server's application becomes a
+other). Its launcher describes the route as an :class:`HttpRoute`; the launch layer
+(:mod:`protocols.launch`) composes: under ``gateway run`` the web server's application becomes a
 :class:`PathDispatcher` sending the route's requests to its app and everything else
 to the project's application; standing alone, the process runs the web server for
 the route only, on the route's own host and port.

@@ -37,7 +37,7 @@ _BOT_ID = re.compile(r"[0-9]{1,20}")
 
 
 class WebhookApp:
-    """ASGI app for the webhook route; ``gateway.cli`` has gateway's web server serve it.
+    """ASGI app for the webhook route; ``protocols.launch`` has gateway's web server serve it.
 
     It answers ``http`` scopes only (serve it with ASGI lifespan off): the web server
     routes ``lifespan`` to the project's application, never here.

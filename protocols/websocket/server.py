@@ -46,7 +46,7 @@ class WebServer(Service):
     ) -> None:
         self.config = config or Config()
         #: What ``/readyz`` checks (default: the channel layer and the database);
-        #: ``gateway.cli`` adds the process's other services.
+        #: ``ServiceGroup`` adds the process's other services.
         self.readiness = readiness or Readiness()
         served = HealthRoutes(app, self.readiness) if self.config.health_probes else app
         self.ctx = ServerContext(served, self.config)
@@ -191,7 +191,7 @@ class WebServer(Service):
 class ProbeServer(WebServer):
     """Only ``/healthz`` and ``/readyz``: the ``--health-port`` of a process without a
     web server (``gateway mqtt``, ``telegram``, ``worker``); other paths get 404.
-    ``gateway.cli`` has its ``readiness`` watch the process's services."""
+    ``ServiceGroup`` has its ``readiness`` watch the process's services."""
 
     name = "health probes"
 
