@@ -33,10 +33,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.backoff import Backoff
+from gateway.mqtt.events import BrokerInfo, Incoming, Publish, Role, link_event
 from gateway.startup import Summary, is_loopback
 from gateway.topics import SHARE_PREFIX
 from protocols.mqtt.config import BridgeConfig
-from protocols.mqtt.events import Incoming, Publish, Role, link_event
 from protocols.mqtt.link import LinkSink
 from protocols.mqtt.properties import properties_from_dict, properties_to_dict
 
@@ -60,7 +60,7 @@ class BridgeLink:
     ) -> None:
         self.config = config
         self.mqtt_version = config.version
-        self.broker_info = {"host": config.host, "port": config.port, "tls": config.tls}
+        self.broker_info: BrokerInfo = {"host": config.host, "port": config.port, "tls": config.tls}
         self.start_timeout = start_timeout
         self.backoff = backoff
         self.client_id = config.client_id or f"gateway-{uuid.uuid4().hex[:12]}"

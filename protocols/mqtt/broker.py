@@ -42,11 +42,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from gateway.devices.acl import DeviceACL
 from gateway.devices.authenticator import DeviceAuthenticator, Refusal
+from gateway.mqtt.events import BrokerInfo, Incoming, Publish, Role
 from gateway.startup import Summary, all_interfaces, is_loopback
 from protocols.mqtt.connect import Connect, ReturnCode
 from protocols.mqtt.door import Door, DoorLimits, Identity, Refused
 from protocols.mqtt.embedded import EmbeddedBroker
-from protocols.mqtt.events import Incoming, Publish, Role
 from protocols.mqtt.link import LinkSink
 from protocols.mqtt.listeners import Listeners, ListenerSpec, TLSFiles
 
@@ -147,7 +147,7 @@ class BrokerLink:
         self.wss_port = wss_port
         self.allow_anonymous = allow_anonymous
         self.keepalive_check_interval = keepalive_check_interval
-        self.broker_info: dict[str, Any] = {"host": host, "port": port, "tls": False}
+        self.broker_info: BrokerInfo = {"host": host, "port": port, "tls": False}
         self.broker: EmbeddedBroker | None = None
         self.authenticator = authenticator or DeviceAuthenticator()
         self.door = Door(self, limits)

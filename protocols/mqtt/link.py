@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
+from gateway.mqtt.events import BrokerInfo, Incoming, LinkEvent, Publish, Role
 from gateway.startup import Summary
-from gateway.types import Message
-from protocols.mqtt.events import Incoming, Publish, Role
 
 #: Called once the message has reached its instance: sends the QoS 1 PUBACK (bridge).
 Ack = Callable[[], None]
@@ -25,7 +24,7 @@ class LinkSink(Protocol):
     def deliver(self, incoming: Incoming, ack: Ack | None = None) -> None:
         """Queue a received message for routing (never blocks; may pause the link)."""
 
-    def link_changed(self, event: Message) -> None:
+    def link_changed(self, event: LinkEvent) -> None:
         """The link went ``down`` or came ``up`` (an ``mqtt.link`` event)."""
 
     def presence(self, client_id: str, username: str | None, connected: bool, reason: str) -> None:
@@ -38,7 +37,7 @@ class LinkSink(Protocol):
 class Link(Protocol):
     role: Role
     mqtt_version: str
-    broker_info: dict[str, Any]
+    broker_info: BrokerInfo
     #: Whether the link serves now: the bridge is connected, the embedded broker listens.
     connected: bool
 

@@ -11,7 +11,7 @@ from typing import Any
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from protocols.mqtt.events import PROPERTY_NAMES
+from gateway.mqtt.events import PROPERTY_NAMES
 
 _PROPERTY_ATTRS = {key: attr for attr, key in PROPERTY_NAMES.items()}
 

@@ -40,13 +40,12 @@ from gateway.exceptions import ChannelLayerUnavailable
 from gateway.layers import get_channel_layer
 from gateway.layers.receiving import receive_retrying
 from gateway.metrics import ProtocolCounters, ServerReading
-from gateway.routing.topic import RouteMatch, TopicRouter, find_topic_router
-from gateway.startup import Summary
-from gateway.types import ASGIApp, Message, Scope, Send
-from protocols.instances import ApplicationInstance, Delivery, Handled, InstanceManager
-from protocols.mqtt.events import (
-    DynamicSubscriptions,
+from gateway.mqtt.events import (
+    PUBLISH_CHANNEL,
+    AckEvent,
     Incoming,
+    LinkEvent,
+    PresenceEvent,
     Publish,
     Subscribe,
     ack_event,
@@ -56,13 +55,16 @@ from protocols.mqtt.events import (
     parse_outgoing,
     presence_incoming,
 )
+from gateway.routing.topic import RouteMatch, TopicRouter, find_topic_router
+from gateway.startup import Summary
+from gateway.types import ASGIApp, Message, Scope, Send
+from protocols.instances import ApplicationInstance, Delivery, Handled, InstanceManager
 from protocols.mqtt.link import Ack, Link
+from protocols.mqtt.subscriptions import DynamicSubscriptions
 from protocols.service import Service
 
 logger = logging.getLogger("gateway.server.mqtt")
 
-#: The channel-layer channel any process sends ``mqtt.publish`` messages to.
-PUBLISH_CHANNEL = "mqtt.publish"
 ROUTE_CACHE_SIZE = 10_000
 #: Seconds dispatch waits before retrying a message that failed on the channel layer.
 LAYER_RETRY_DELAY = 1.0
@@ -117,7 +119,7 @@ class MqttServer(Service):
             application,
             scope_factory=self._make_scope,
             send_factory=self._make_send,
-            terminal_message=disconnect_event,
+            terminal_message=lambda reason: dict(disconnect_event(reason)),
             idle_timeout=idle_timeout,
             max_instances=max_instances,
             queue_size=queue_size,
@@ -130,7 +132,7 @@ class MqttServer(Service):
         self._redeliver: deque[tuple[Hashable, Delivery]] = deque()
         #: Loop time before which nothing is redelivered (the channel layer is down).
         self._retry_at = 0.0
-        self._pending: deque[tuple[Incoming, Message | None, Ack | None]] = deque()
+        self._pending: deque[tuple[Incoming, PresenceEvent | None, Ack | None]] = deque()
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -218,7 +220,7 @@ class MqttServer(Service):
         incoming, event = presence_incoming(client_id, username, connected, reason)
         self._queue(incoming, event, None)
 
-    def link_changed(self, event: Message) -> None:
+    def link_changed(self, event: LinkEvent) -> None:
         logger.info("mqtt link %s (%s)", event["state"], event["reason"])
         for instance in list(self.manager.instances.values()):
             self._put_soon(instance, dict(event))
@@ -231,7 +233,7 @@ class MqttServer(Service):
 
     # -- inbound ------------------------------------------------------------
 
-    def _queue(self, incoming: Incoming, event: Message | None, ack: Ack | None) -> None:
+    def _queue(self, incoming: Incoming, event: PresenceEvent | None, ack: Ack | None) -> None:
         self.stats.received += 1
         self._drained.clear()
         self._pending.append((incoming, event, ack))
@@ -281,21 +283,24 @@ class MqttServer(Service):
         return match
 
     async def _route(
-        self, incoming: Incoming, event: Message | None, settlement: _Settlement | None
+        self, incoming: Incoming, event: PresenceEvent | None, settlement: _Settlement | None
     ) -> None:
         match = self._resolve(incoming.topic)
         delivered = False
         if match is not None:
             key = match.key
             if key not in self.manager.instances:
-                self._new_scopes[key] = build_scope(
+                scope = build_scope(
                     match,
                     role=self.link.role,
                     mqtt_version=self.link.mqtt_version,
                     broker=self.link.broker_info,
                     client=incoming.client,
                 )
-            message = event if event is not None else message_event(incoming, match.pattern.filter)
+                self._new_scopes[key] = dict(scope)
+            message = dict(
+                event if event is not None else message_event(incoming, match.pattern.filter)
+            )
             await self._put(key, message, settlement.expect() if settlement is not None else None)
             delivered = True
         if event is None and self.dynamic.by_key:
@@ -303,7 +308,7 @@ class MqttServer(Service):
             for key, topic_filter in self.dynamic.matches(incoming.topic):
                 if key != routed_key and key in self.manager.instances:
                     handled = settlement.expect() if settlement is not None else None
-                    await self._put(key, message_event(incoming, topic_filter), handled)
+                    await self._put(key, dict(message_event(incoming, topic_filter)), handled)
                     delivered = True
         if delivered:
             self.stats.dispatched += 1
@@ -440,11 +445,11 @@ class MqttServer(Service):
             event = ack_event(request_id, operation, [], str(exc))
         self._send_ack(key, event)
 
-    def _send_ack(self, key: Hashable, event: Message) -> None:
+    def _send_ack(self, key: Hashable, event: AckEvent) -> None:
         """Queue an ``mqtt.ack`` for ``key``'s instance, if it still lives."""
         instance = self.manager.instances.get(key)
         if instance is not None:
-            self._put_soon(instance, event)
+            self._put_soon(instance, dict(event))
 
     # -- the fixed channel --------------------------------------------------
 

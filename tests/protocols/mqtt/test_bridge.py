@@ -12,11 +12,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.layers import get_channel_layer
+from gateway.mqtt.events import Incoming
 from gateway.routing import ProtocolTypeRouter, TopicRouter, topic
 from gateway.startup import Summary
 from protocols.mqtt.bridge import BridgeLink
 from protocols.mqtt.config import BridgeConfig
-from protocols.mqtt.events import Incoming
 from tests.protocols.mqtt.conftest import WAIT, Device, Event, Recorder, next_event
 
 pytestmark = pytest.mark.mqtt

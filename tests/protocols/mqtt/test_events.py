@@ -1,7 +1,8 @@
-"""protocols.mqtt.events and config: MQTT <-> ASGI translation, data in, data out."""
+"""gateway.mqtt.events and protocols.mqtt.config: MQTT <-> ASGI translation, data in, data out."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -9,21 +10,42 @@ from django.core.exceptions import ImproperlyConfigured
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.routing import TopicRouter, topic
-from gateway.topics import InvalidTopic, filter_matches
-from protocols.mqtt.config import BridgeConfig
-from protocols.mqtt.events import (
-    DynamicSubscriptions,
+from gateway.mqtt.events import (
+    SPEC_VERSION,
+    AckEvent,
+    BrokerInfo,
+    ClientInfo,
+    DisconnectEvent,
     Incoming,
+    LinkEvent,
+    LinkState,
+    MessageEvent,
+    MqttScope,
+    PresenceEvent,
     Publish,
+    PublishMessage,
+    Role,
     Subscribe,
+    SubscribeMessage,
     Unsubscribe,
+    UnsubscribeMessage,
     ack_event,
     build_scope,
+    disconnect_event,
+    link_event,
+    message_details,
     message_event,
     parse_outgoing,
+    presence_event,
     presence_incoming,
+    publish_message,
+    subscribe_message,
+    unsubscribe_message,
 )
+from gateway.routing import TopicRouter, topic
+from gateway.routing.topic import RouteMatch
+from gateway.topics import InvalidTopic, Pattern
+from protocols.mqtt.config import BridgeConfig
 from protocols.mqtt.properties import properties_from_dict, properties_to_dict
 from tests.protocols.mqtt.strategies import topic_filters, topic_names
 
@@ -131,20 +153,6 @@ def test_ack_event_ok_and_failure() -> None:
         "reason_codes": [],
         "error": "link down",
     }
-
-
-def test_dynamic_subscriptions() -> None:
-    subs = DynamicSubscriptions()
-    subs.add("k1", "a/+", 0)
-    subs.add("k2", "a/#", 1)
-    subs.add("k2", "$share/g/b/#", 1)
-    assert subs.filters() == {"a/+": 0, "a/#": 1, "$share/g/b/#": 1}
-    assert subs.matches("a/x") == [("k1", "a/+"), ("k2", "a/#")]
-    assert subs.matches("b/y") == [("k2", "$share/g/b/#")]
-    subs.remove("k1", "a/+")
-    assert not subs.in_use("a/+")
-    assert sorted(subs.drop("k2")) == ["$share/g/b/#", "a/#"]
-    assert subs.filters() == {}
 
 
 def test_bridge_config_from_url() -> None:
@@ -262,17 +270,154 @@ def test_a_message_event_carries_the_message_unchanged(
     }
 
 
-@given(st.dictionaries(st.integers(0, 3), st.lists(topic_filters(), max_size=3)), topic_names)
-def test_dynamic_subscriptions_find_exactly_the_matching_keys(
-    subscribed: dict[int, list[str]], name: str
+# --- builders and parsers agree (Hypothesis) -------------------------------------------
+
+request_ids = st.none() | st.integers() | st.text(max_size=5)
+properties = st.fixed_dictionaries(
+    {},
+    optional={
+        "content_type": st.text(max_size=5),
+        "response_topic": topic_names,
+        "correlation_data": st.binary(max_size=5),
+        "message_expiry_interval": st.integers(0, 2**32 - 1),
+        "payload_format_indicator": st.integers(0, 1),
+        "user_properties": st.lists(st.lists(st.text(max_size=3), min_size=2, max_size=2)),
+    },
+)
+clients = st.none() | st.fixed_dictionaries(
+    {"client_id": st.text(min_size=1, max_size=5), "username": st.none() | st.text(max_size=5)}
+)
+
+
+def has_the_keys_of(message: Mapping[str, Any], typed: Any) -> bool:
+    """``message`` has every required key of the TypedDict ``typed`` and no other."""
+    keys = set(message)
+    return typed.__required_keys__ <= keys <= typed.__required_keys__ | typed.__optional_keys__
+
+
+@given(
+    topic_names, st.binary() | st.text(), st.integers(0, 2), st.booleans(), properties, request_ids
+)
+def test_a_built_publish_parses_back_to_its_arguments(
+    name: str,
+    payload: bytes | str,
+    qos: int,
+    retain: bool,
+    props: dict[str, Any],
+    request_id: Any,
 ) -> None:
-    subscriptions = DynamicSubscriptions()
-    for key, filters in subscribed.items():
-        for topic_filter in filters:
-            subscriptions.add(key, topic_filter, 0)
-    found = dict(subscriptions.matches(name))
-    wanted = {
-        key for key, filters in subscribed.items() if any(filter_matches(f, name) for f in filters)
-    }
-    assert set(found) == wanted
-    assert all(filter_matches(found[key], name) for key in found)
+    message = publish_message(name, payload, qos, retain, props, request_id)
+    assert has_the_keys_of(message, PublishMessage)
+    assert ("properties" in message) == bool(props)
+    assert ("request_id" in message) == (request_id is not None)
+    expected = payload.encode() if isinstance(payload, str) else payload
+    assert parse_outgoing(dict(message)) == Publish(name, expected, qos, retain, props, request_id)
+
+
+@given(topic_filters(), st.integers(0, 2), request_ids)
+def test_built_subscriptions_parse_back_to_their_arguments(
+    topic_filter: str, qos: int, request_id: Any
+) -> None:
+    subscribe = subscribe_message(topic_filter, qos, request_id)
+    unsubscribe = unsubscribe_message(topic_filter, request_id)
+    assert has_the_keys_of(subscribe, SubscribeMessage)
+    assert has_the_keys_of(unsubscribe, UnsubscribeMessage)
+    assert parse_outgoing(dict(subscribe)) == Subscribe(topic_filter, qos, request_id)
+    assert parse_outgoing(dict(unsubscribe)) == Unsubscribe(topic_filter, request_id)
+
+
+@given(
+    topic_names,
+    st.binary(),
+    st.integers(0, 2),
+    st.booleans(),
+    st.booleans(),
+    properties,
+    clients,
+    topic_filters(),
+)
+def test_a_message_event_parses_back_to_what_was_received(
+    name: str,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    dup: bool,
+    props: dict[str, Any],
+    client: ClientInfo | None,
+    subscription: str,
+) -> None:
+    event = message_event(Incoming(name, payload, qos, retain, dup, props, client), subscription)
+    assert has_the_keys_of(event, MessageEvent)
+    details = message_details(dict(event))
+    assert details == {key: value for key, value in event.items() if key not in _ENVELOPE}
+    assert Incoming(
+        event["topic"],
+        event["payload"],
+        details["qos"],
+        details["retain"],
+        details["dup"],
+        details["properties"],
+        details.get("client"),
+    ) == Incoming(name, payload, qos, retain, dup, props, client)
+
+
+_ENVELOPE = ("type", "topic", "payload")
+
+
+@given(
+    st.dictionaries(st.sampled_from(["device_id", "room"]), st.text(max_size=3)),
+    st.sampled_from(["bridge", "broker"]),
+    st.sampled_from(["5.0", "3.1.1"]),
+    clients,
+)
+def test_a_scope_carries_the_route_and_owns_its_dicts(
+    kwargs: dict[str, str], role: Role, mqtt_version: str, client: ClientInfo | None
+) -> None:
+    pattern = "/".join(f"<{name}>" for name in sorted(kwargs)) or "a"
+    match = RouteMatch(Pattern.parse(pattern), kwargs, 0)
+    broker: BrokerInfo = {"host": "h", "port": 1883, "tls": False}
+    scope = build_scope(match, role=role, mqtt_version=mqtt_version, broker=broker, client=client)
+    assert has_the_keys_of(scope, MqttScope)
+    assert scope["asgi"] == {"version": "3.0", "spec_version": SPEC_VERSION}
+    assert scope["route"] == {"pattern": pattern, "kwargs": kwargs}
+    assert scope["url_route"] == {"args": (), "kwargs": kwargs}
+    assert scope.get("client") == client
+    broker["port"] = 1  # the embedded broker learns its port after scopes exist
+    kwargs["other"] = "x"
+    assert scope["broker"]["port"] == 1883
+    assert "other" not in scope["route"]["kwargs"]
+
+
+@given(st.sampled_from(["up", "down"]), st.text(max_size=5), st.booleans())
+def test_link_events_carry_session_present_only_when_up(
+    state: LinkState, reason: str, session_present: bool
+) -> None:
+    event = link_event(state, reason, session_present)
+    assert has_the_keys_of(event, LinkEvent)
+    assert event.get("session_present") == (session_present if state == "up" else None)
+
+
+@given(
+    request_ids,
+    st.sampled_from(["publish", "subscribe", "unsubscribe"]),
+    st.lists(st.integers(0, 255), max_size=3),
+    st.none() | st.text(min_size=1, max_size=5),
+)
+def test_an_ack_is_ok_exactly_without_error_or_failure_code(
+    request_id: Any, operation: str, codes: list[int], error: str | None
+) -> None:
+    event = ack_event(request_id, operation, codes, error)
+    assert has_the_keys_of(event, AckEvent)
+    assert event["ok"] == (error is None and all(code < 0x80 for code in codes))
+    assert ("error" in event) == (not event["ok"])
+
+
+@given(st.text(max_size=5), st.text(max_size=5) | st.none(), st.booleans(), st.text(max_size=5))
+def test_presence_and_disconnect_events_have_their_keys(
+    client_id: str, username: str | None, connected: bool, reason: str
+) -> None:
+    incoming, event = presence_incoming(client_id, username, connected, reason)
+    assert has_the_keys_of(event, PresenceEvent)
+    assert event == presence_event(client_id, username, connected, reason)
+    assert incoming.client == {"client_id": client_id, "username": username}
+    assert has_the_keys_of(disconnect_event(reason), DisconnectEvent)
