@@ -26,6 +26,12 @@ import logging
 from typing import Any, ClassVar
 
 from gateway.consumer import AsyncConsumer, SyncConsumer
+from gateway.mqtt.events import (
+    message_details,
+    publish_message,
+    subscribe_message,
+    unsubscribe_message,
+)
 from gateway.types import Message
 
 __all__ = [
@@ -37,52 +43,13 @@ __all__ = [
 
 logger = logging.getLogger("gateway.consumer")
 
-_DETAILS = ("qos", "retain", "dup", "subscription", "properties", "client")
-
-
-def _message_details(message: Message) -> dict[str, Any]:
-    """The keyword details an ``mqtt.message`` hands to ``receive``/``receive_json``."""
-    return {key: message[key] for key in _DETAILS if key in message}
-
-
-def publish_message(
-    topic: str,
-    payload: bytes | str,
-    qos: int = 0,
-    retain: bool = False,
-    properties: dict[str, Any] | None = None,
-    request_id: Any = None,
-) -> Message:
-    """The ``mqtt.publish`` message for these arguments."""
-    message: Message = {
-        "type": "mqtt.publish",
-        "topic": topic,
-        "payload": payload,
-        "qos": qos,
-        "retain": retain,
-    }
-    if properties:
-        message["properties"] = properties
-    if request_id is not None:
-        message["request_id"] = request_id
-    return message
-
-
-def subscription_message(kind: str, topic_filter: str, qos: int | None, request_id: Any) -> Message:
-    message: Message = {"type": f"mqtt.{kind}", "filter": topic_filter}
-    if qos is not None:
-        message["qos"] = qos
-    if request_id is not None:
-        message["request_id"] = request_id
-    return message
-
 
 class MqttHandlers(AsyncConsumer):
     """The ``mqtt.*`` event handlers shared by every MQTT consumer."""
 
     async def mqtt_message(self, message: Message) -> None:
         await self._call_hook(
-            self.receive, message["topic"], message["payload"], **_message_details(message)
+            self.receive, message["topic"], message["payload"], **message_details(message)
         )
 
     async def mqtt_presence(self, message: Message) -> None:
@@ -138,14 +105,16 @@ class AsyncMqttConsumer(MqttHandlers):
         request_id: Any = None,
     ) -> None:
         """Publish ``payload`` (str is sent as UTF-8) to ``topic``."""
-        await self.base_send(publish_message(topic, payload, qos, retain, properties, request_id))
+        await self.base_send(
+            dict(publish_message(topic, payload, qos, retain, properties, request_id))
+        )
 
     async def subscribe(self, topic_filter: str, qos: int = 0, request_id: Any = None) -> None:
         """Also receive messages matching ``topic_filter`` in this instance."""
-        await self.base_send(subscription_message("subscribe", topic_filter, qos, request_id))
+        await self.base_send(dict(subscribe_message(topic_filter, qos, request_id)))
 
     async def unsubscribe(self, topic_filter: str, request_id: Any = None) -> None:
-        await self.base_send(subscription_message("unsubscribe", topic_filter, None, request_id))
+        await self.base_send(dict(unsubscribe_message(topic_filter, request_id)))
 
 
 class MqttConsumer(MqttHandlers, SyncConsumer):
@@ -176,14 +145,14 @@ class MqttConsumer(MqttHandlers, SyncConsumer):
         request_id: Any = None,
     ) -> None:
         """Publish ``payload`` (str is sent as UTF-8) to ``topic``."""
-        self.base_send(publish_message(topic, payload, qos, retain, properties, request_id))
+        self.base_send(dict(publish_message(topic, payload, qos, retain, properties, request_id)))
 
     def subscribe(self, topic_filter: str, qos: int = 0, request_id: Any = None) -> None:
         """Also receive messages matching ``topic_filter`` in this instance."""
-        self.base_send(subscription_message("subscribe", topic_filter, qos, request_id))
+        self.base_send(dict(subscribe_message(topic_filter, qos, request_id)))
 
     def unsubscribe(self, topic_filter: str, request_id: Any = None) -> None:
-        self.base_send(subscription_message("unsubscribe", topic_filter, None, request_id))
+        self.base_send(dict(unsubscribe_message(topic_filter, request_id)))
 
 
 class JsonMqttHandlers(MqttHandlers):
@@ -216,7 +185,7 @@ class JsonMqttHandlers(MqttHandlers):
             )
             return
         await self._call_hook(
-            self.receive_json, message["topic"], content, **_message_details(message)
+            self.receive_json, message["topic"], content, **message_details(message)
         )
 
     receive_json: Any
