@@ -50,13 +50,6 @@ class RouteMatch:
         """The route key: one application instance per key (docs/specs/mqtt.md)."""
         return (self.pattern.pattern, tuple(sorted(self.kwargs.items())))
 
-    def scope_keys(self) -> dict[str, Any]:
-        """``route`` and ``url_route`` as an ``mqtt`` scope carries them."""
-        return {
-            "route": {"pattern": self.pattern.pattern, "kwargs": dict(self.kwargs)},
-            "url_route": {"args": (), "kwargs": dict(self.kwargs)},
-        }
-
 
 def topic(pattern: str, application: Any, qos: int = 0) -> TopicRoute:
     """Route topics matching ``pattern`` to ``application`` (subscribed at ``qos``).

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.mqtt.events import (
+    ClientInfo,
+    Incoming,
+    LinkState,
+    Role,
+    build_scope,
+    disconnect_event,
+    link_event,
+    message_event,
+    parse_outgoing,
+    presence_event,
+)
 from gateway.routing.topic import RouteMatch, find_topic_router
 from gateway.testing.application import ApplicationCommunicator
 from gateway.topics import Pattern
-from gateway.types import ASGIApp, Message, Scope
+from gateway.types import ASGIApp, Message
 
 __all__ = ["MqttCommunicator"]
 
@@ -32,8 +44,8 @@ class MqttCommunicator(ApplicationCommunicator):
         application: ASGIApp,
         topic: str,
         *,
-        role: str = "bridge",
-        client: dict[str, Any] | None = None,
+        role: Role = "bridge",
+        client: ClientInfo | None = None,
         mqtt_version: str = "5.0",
     ) -> None:
         router = find_topic_router(application)
@@ -45,17 +57,14 @@ class MqttCommunicator(ApplicationCommunicator):
         self.topic = topic
         self.match = match
         self.client = client
-        scope: Scope = {
-            "type": "mqtt",
-            "asgi": {"version": "3.0", "spec_version": "1.0"},
-            "role": role,
-            "mqtt_version": mqtt_version,
-            "broker": {"host": "testserver", "port": 1883, "tls": False},
-            **match.scope_keys(),
-        }
-        if client is not None:
-            scope["client"] = client
-        super().__init__(application, scope)
+        scope = build_scope(
+            match,
+            role=role,
+            mqtt_version=mqtt_version,
+            broker={"host": "testserver", "port": 1883, "tls": False},
+            client=client,
+        )
+        super().__init__(application, dict(scope))
 
     async def send_message(
         self,
@@ -68,47 +77,38 @@ class MqttCommunicator(ApplicationCommunicator):
         properties: dict[str, Any] | None = None,
     ) -> None:
         """Deliver an ``mqtt.message`` (``topic`` defaults to the communicator's)."""
-        message: Message = {
-            "type": "mqtt.message",
-            "topic": topic or self.topic,
-            "payload": payload.encode() if isinstance(payload, str) else payload,
-            "qos": qos,
-            "retain": retain,
-            "dup": dup,
-            "subscription": self.match.pattern.filter,
-            "properties": properties or {},
-        }
-        if self.client is not None:
-            message["client"] = self.client
-        await self.send_input(message)
+        incoming = Incoming(
+            topic or self.topic,
+            payload.encode() if isinstance(payload, str) else payload,
+            qos,
+            retain,
+            dup,
+            properties or {},
+            self.client,
+        )
+        await self.send_input(dict(message_event(incoming, self.match.pattern.filter)))
 
-    async def send_link(self, state: str, reason: str = "test") -> None:
-        message: Message = {"type": "mqtt.link", "state": state, "reason": reason}
-        if state == "up":
-            message["session_present"] = False
-        await self.send_input(message)
+    async def send_link(self, state: LinkState, reason: str = "test") -> None:
+        await self.send_input(dict(link_event(state, reason)))
 
     async def send_presence(
         self, client_id: str, connected: bool, reason: str = "connect", username: str | None = None
     ) -> None:
-        await self.send_input(
-            {
-                "type": "mqtt.presence",
-                "client_id": client_id,
-                "username": username,
-                "connected": connected,
-                "reason": reason,
-            }
-        )
+        await self.send_input(dict(presence_event(client_id, username, connected, reason)))
 
     async def receive_publish(self, timeout: float = 1) -> Message:
-        """The next message the application sent, which must be an ``mqtt.publish``."""
+        """The next message the application sent, which must be an ``mqtt.publish`` the
+        server would accept (:func:`~gateway.mqtt.events.parse_outgoing`); returned as sent."""
         message = await self.receive_output(timeout)
         if message.get("type") != "mqtt.publish":
             raise AssertionError(f"expected mqtt.publish, got {message!r}")
+        try:
+            parse_outgoing(message)
+        except ValueError as exc:
+            raise AssertionError(f"the server would refuse {message!r}: {exc}") from exc
         return message
 
     async def disconnect(self, reason: str = "shutdown", timeout: float = 1) -> None:
         """End the scope with ``mqtt.disconnect`` and wait for the application to return."""
-        await self.send_input({"type": "mqtt.disconnect", "reason": reason})
+        await self.send_input(dict(disconnect_event(reason)))
         await self.wait(timeout)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from gateway.mqtt.events import BrokerInfo, build_scope
 from gateway.routing import ProtocolTypeRouter, TopicRouter, topic
 from gateway.topics import InvalidTopic
 from gateway.types import Receive, Scope, Send
@@ -81,7 +82,9 @@ async def _call(application: Any, topic_name: str) -> dict[str, Any]:
     async def receive() -> dict[str, Any]:
         raise AssertionError("not used")
 
-    await application({"type": "mqtt", **match.scope_keys()}, receive, send)
+    broker: BrokerInfo = {"host": "h", "port": 1883, "tls": False}
+    scope = build_scope(match, role="bridge", mqtt_version="5.0", broker=broker)
+    await application(dict(scope), receive, send)
     return sent[0]
 
 
