@@ -17,12 +17,10 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from gateway.mqtt.events import PublishMessage
 from project.iot.models import Command, CommandStatus, Thing
 from project.iot.payloads import NAME, Ack
 
-#: The MQTT server's fixed channel: an ``mqtt.publish`` sent there is published by
-#: exactly one MQTT server process (docs/specs/mqtt.md, "Publishing from any process").
-MQTT_PUBLISH_CHANNEL = "mqtt.publish"
 #: Overdue commands expired per sweep; the rest wait for the next one.
 EXPIRE_BATCH = 1000
 
@@ -60,8 +58,9 @@ def refusal(thing: Thing, name: str, args: Any, max_bytes: int) -> str | None:
     return None
 
 
-def publish_message(command: Command) -> dict[str, Any]:
-    """The ``mqtt.publish`` message that sends ``command`` to its device."""
+def publish_message(command: Command) -> PublishMessage:
+    """The ``mqtt.publish`` that sends ``command`` to its device, for the MQTT server's
+    fixed channel (:data:`gateway.mqtt.events.PUBLISH_CHANNEL`)."""
     return {
         "type": "mqtt.publish",
         "topic": command_topic(command.thing.device_id),

@@ -41,10 +41,10 @@ from gateway.devices.credentials import generate_token
 from gateway.devices.models import Device
 from gateway.exceptions import ChannelFull, ChannelLayerUnavailable
 from gateway.layers import get_channel_layer
+from gateway.mqtt.events import PUBLISH_CHANNEL
 from gateway.types import Message
 from project.iot.alerts import clear_alerts_of
 from project.iot.commands import (
-    MQTT_PUBLISH_CHANNEL,
     command_payload,
     command_topic,
     expire_overdue,
@@ -233,7 +233,7 @@ def _publish(command: Command) -> None:
     try:
         if layer is None:
             raise ChannelLayerUnavailable("no channel layer is configured (CHANNEL_LAYERS)")
-        async_to_sync(layer.send)(MQTT_PUBLISH_CHANNEL, publish_message(command))
+        async_to_sync(layer.send)(PUBLISH_CHANNEL, dict(publish_message(command)))
     except (ChannelFull, ChannelLayerUnavailable) as exc:
         command.status = CommandStatus.FAILED
         command.reason = (

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from gateway.layers.base import BaseChannelLayer
+from gateway.mqtt.events import PUBLISH_CHANNEL
 from gateway.testing import MqttCommunicator
 from gateway.types import ASGIApp
-from project.iot.commands import MQTT_PUBLISH_CHANNEL
 from project.iot.events import ALERTS_GROUP, COMMANDS_GROUP, FLEET_GROUP, device_group
 from project.iot.ingest import Ingest, current_ingest
 from project.iot.models import Alert, Command, Reading, Thing
@@ -233,7 +233,7 @@ async def command_sent(thing: Thing, layer: BaseChannelLayer) -> tuple[Command, 
     command = await asend_command(thing, "reboot", {"delay": 1})
     assert command.status == "pending", command.reason
     async with asyncio.timeout(WAIT):
-        published = await layer.receive(MQTT_PUBLISH_CHANNEL)
+        published = await layer.receive(PUBLISH_CHANNEL)
     assert (published["topic"], published["qos"]) == (topic(thing, "commands"), 1)
     return command, json.loads(published["payload"])
 

@@ -20,8 +20,8 @@ from django.utils import timezone
 from gateway.devices.credentials import check_token, is_token
 from gateway.devices.models import Device
 from gateway.layers import get_channel_layer
+from gateway.mqtt.events import PUBLISH_CHANNEL
 from gateway.types import Message
-from project.iot.commands import MQTT_PUBLISH_CHANNEL
 from project.iot.events import ALERTS_GROUP, COMMANDS_GROUP
 from project.iot.models import Alert, Command, Reading, Thing
 from project.iot.services import (
@@ -174,7 +174,7 @@ def test_a_command_is_published_through_the_mqtt_server_channel_and_announced(
     command = send_command(thing, "blink", {"times": 3}, user=owner, via="api")
     assert (command.status, command.requested_by, command.via) == ("pending", owner, "api")
 
-    published = receive(MQTT_PUBLISH_CHANNEL)
+    published = receive(PUBLISH_CHANNEL)
     assert published == {
         "type": "mqtt.publish",
         "topic": f"devices/{thing.device_id}/commands",
@@ -219,13 +219,13 @@ def test_a_command_that_cannot_be_sent_is_refused_and_nothing_published(
     Thing.objects.filter(pk=thing.pk).update(online=True)
     thing.refresh_from_db()
     sent = send_command(thing, "reboot")
-    assert json.loads(receive(MQTT_PUBLISH_CHANNEL)["payload"])["id"] == str(sent.pk)
+    assert json.loads(receive(PUBLISH_CHANNEL)["payload"])["id"] == str(sent.pk)
 
 
 def test_an_empty_command_list_allows_any_valid_name(make_thing: Make) -> None:
     thing, _ = make_thing(online=True)
     assert send_command(thing, "anything.at_all-1").status == "pending"
-    receive(MQTT_PUBLISH_CHANNEL)
+    receive(PUBLISH_CHANNEL)
     with pytest.raises(ValueError, match="via must be one of"):
         send_command(thing, "reboot", via="sms")
 
@@ -234,7 +234,7 @@ def test_an_empty_command_list_allows_any_valid_name(make_thing: Make) -> None:
     CHANNEL_LAYERS={
         "default": {
             "BACKEND": "gateway.layers.InMemoryChannelLayer",
-            "CONFIG": {"channel_capacity": {MQTT_PUBLISH_CHANNEL: 1}},
+            "CONFIG": {"channel_capacity": {PUBLISH_CHANNEL: 1}},
         }
     }
 )
