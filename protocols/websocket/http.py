@@ -25,13 +25,14 @@ from typing import cast
 import httptools
 
 from gateway.failure_log import FailureLog
+from gateway.web.events import Headers
 from protocols.websocket.body_deadline import BodyDeadline
 from protocols.websocket.context import ServerContext
 from protocols.websocket.flow import WriteFlow
 from protocols.websocket.http_cycle import RequestCycle
 from protocols.websocket.request import RequestRefused, inspect_head
 from protocols.websocket.response import simple_response
-from protocols.websocket.scope import ConnectionInfo, Headers, http_scope
+from protocols.websocket.scope import ConnectionInfo, http_scope
 
 logger = logging.getLogger("gateway.web")
 #: A bug in this module's parser callbacks: one traceback, then counts (DESIGN §8).

@@ -16,8 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
+from gateway.types import Message, Receive, Scope
+from gateway.web.events import (
+    HttpDisconnectEvent,
+    HttpScope,
+    RequestEvent,
+    body_of,
+    headers_of,
+    http_disconnect_event,
+    request_event,
+)
 from protocols.websocket.accesslog import log_http
 from protocols.websocket.errors import ProtocolViolation
 from protocols.websocket.response import response_head, simple_response
@@ -54,7 +64,7 @@ class RequestCycle:
     )
 
     def __init__(
-        self, conn: HttpProtocol, scope: dict[str, Any], keep_alive: bool, expect_continue: bool
+        self, conn: HttpProtocol, scope: HttpScope, keep_alive: bool, expect_continue: bool
     ) -> None:
         self._conn = conn
         self.scope = scope
@@ -110,7 +120,10 @@ class RequestCycle:
     async def run(self) -> None:
         """Run the application for this request; never raises (but lets cancellation out)."""
         try:
-            await self._conn.ctx.app(self.scope, self.receive, self.send)
+            # Scope and events are typed (gateway.web.events); ASGI's callables are not.
+            await self._conn.ctx.app(
+                cast(Scope, self.scope), cast(Receive, self.receive), self.send
+            )
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -146,7 +159,7 @@ class RequestCycle:
         if self._conn.ctx.config.access_log:
             log_http(self.scope, status, len(text))
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> RequestEvent | HttpDisconnectEvent:
         while True:
             if self._body or (self.body_complete and not self._body_delivered):
                 body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
@@ -154,9 +167,9 @@ class RequestCycle:
                 self._body_size = 0
                 self._body_delivered = self.body_complete
                 self._conn.body_consumed()
-                return {"type": "http.request", "body": body, "more_body": not self.body_complete}
+                return request_event(body, not self.body_complete)
             if self.disconnected or self.response_complete or self._peer_finished:
-                return {"type": "http.disconnect"}
+                return http_disconnect_event()
             if self._continue_pending and not self.body_complete:
                 # RFC 9110 10.1.1: the client waits for this before sending the body.
                 self._continue_pending = False
@@ -166,7 +179,7 @@ class RequestCycle:
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: Message) -> None:
         kind = message["type"]
         if not self.response_started:
             if kind != "http.response.start":
@@ -179,8 +192,7 @@ class RequestCycle:
             raise ProtocolViolation("'http.response.body' after the response completed")
         if self.disconnected:
             return  # the client is gone; Django and others learn it from http.disconnect
-        body: bytes = message.get("body", b"")
-        more_body: bool = message.get("more_body", False)
+        body, more_body = body_of(message)
         self._write_body(body, more_body)
         if not more_body:
             self.response_complete = True
@@ -191,8 +203,8 @@ class RequestCycle:
         elif self._conn.flow.paused:
             await self._conn.flow.drain()
 
-    def _start(self, message: dict[str, Any]) -> None:
-        head = response_head(message.get("status"), message.get("headers", ()))
+    def _start(self, message: Message) -> None:
+        head = response_head(message.get("status"), headers_of(message))
         self.response_started = True
         self._status = head.status
         self._length_left = head.content_length

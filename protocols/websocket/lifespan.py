@@ -13,8 +13,8 @@ import logging
 from typing import Any, Literal
 
 from gateway.types import ASGIApp
+from gateway.web.events import ASGI_VERSION
 from protocols.websocket.errors import ProtocolViolation
-from protocols.websocket.scope import ASGI_VERSION
 
 logger = logging.getLogger("gateway.web")
 

@@ -13,7 +13,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-Address = tuple[str, int]
+from gateway.web.events import Address
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 

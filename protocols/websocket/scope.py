@@ -1,10 +1,12 @@
 """ASGI ``http`` and ``websocket`` scopes from a parsed request head (pure functions).
 
-Follows the ASGI HTTP & WebSocket spec 2.4: ``path`` is percent-decoded UTF-8 and
-includes ``root_path`` (the mount point, from configuration only); ``raw_path`` and
-``query_string`` are the bytes the client sent; header names are lower-cased.
-Each scope gets a shallow copy of the lifespan ``state`` (lifespan spec 2.0).
-"""
+The scopes themselves (their keys, builders and spec version) are
+:mod:`gateway.web.events`'; this module reads their values off the request head, the
+socket and the trusted proxy headers. Follows the ASGI HTTP & WebSocket spec 2.4:
+``path`` is percent-decoded UTF-8 and includes ``root_path`` (the mount point, from
+configuration only); ``raw_path`` and ``query_string`` are the bytes the client sent;
+header names are lower-cased. Each scope gets a shallow copy of the lifespan
+``state`` (lifespan spec 2.0)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from protocols.websocket.proxy import Address, TrustedProxies, header_values, resolve_forwarded
-
-ASGI_VERSION = "3.0"
-SPEC_VERSION = "2.4"
-Headers = list[tuple[bytes, bytes]]
+from gateway.web import events
+from gateway.web.events import (
+    DENIAL_RESPONSE,
+    Address,
+    Headers,
+    HttpScope,
+    ServerAddress,
+    WebsocketScope,
+)
+from protocols.websocket.proxy import TrustedProxies, header_values, resolve_forwarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +32,7 @@ class ConnectionInfo:
 
     client: Address | None
     #: (host, port), or (path, None) on a Unix socket (ASGI www spec, ``server``).
-    server: tuple[str, int | None] | None
+    server: ServerAddress | None
     secure: bool
 
 
@@ -58,16 +65,13 @@ def _mounted(path: str, root_path: str) -> str:
     return path
 
 
-def _common(
+def _connection(
     target: bytes,
     headers: Headers,
     info: ConnectionInfo,
-    root_path: str,
-    state: dict[str, Any] | None,
     proxies: TrustedProxies | None,
-) -> tuple[dict[str, Any], bool]:
-    """The keys shared by both scopes, and whether the client-facing hop was TLS."""
-    parts = split_target(target)
+) -> tuple[Target, Address | None, ServerAddress | None, bool]:
+    """The target's parts, client, server and whether the client-facing hop was TLS."""
     client, server, secure = info.client, info.server, info.secure
     if proxies is not None:
         forwarded = resolve_forwarded(client, headers, proxies)
@@ -78,19 +82,7 @@ def _common(
                 secure = forwarded.scheme in ("https", "wss")
             if forwarded.server_port is not None and server is not None:
                 server = (server[0], forwarded.server_port)
-    scope: dict[str, Any] = {
-        "asgi": {"version": ASGI_VERSION, "spec_version": SPEC_VERSION},
-        "path": _mounted(parts.path, root_path),
-        "raw_path": parts.raw_path,
-        "query_string": parts.query_string,
-        "root_path": root_path,
-        "headers": headers,
-        "client": client,
-        "server": server,
-    }
-    if state is not None:
-        scope["state"] = state.copy()
-    return scope, secure
+    return split_target(target), client, server, secure
 
 
 def http_scope(
@@ -103,16 +95,26 @@ def http_scope(
     root_path: str = "",
     state: dict[str, Any] | None = None,
     proxies: TrustedProxies | None = None,
-) -> dict[str, Any]:
+) -> HttpScope:
     """The ``http`` connection scope for one request.
 
     ``proxies`` is the trusted-proxy list when proxy headers are enabled, else None.
     """
-    scope, secure = _common(target, headers, info, root_path, state, proxies)
-    scope["type"] = "http"
-    scope["http_version"] = http_version
-    scope["method"] = method
-    scope["scheme"] = "https" if secure else "http"
+    parts, client, server, secure = _connection(target, headers, info, proxies)
+    scope = events.http_scope(
+        method=method,
+        path=_mounted(parts.path, root_path),
+        raw_path=parts.raw_path,
+        query_string=parts.query_string,
+        headers=headers,
+        scheme="https" if secure else "http",
+        root_path=root_path,
+        http_version=http_version,
+        client=client,
+        server=server,
+    )
+    if state is not None:
+        scope["state"] = state.copy()
     return scope
 
 
@@ -125,16 +127,26 @@ def websocket_scope(
     root_path: str = "",
     state: dict[str, Any] | None = None,
     proxies: TrustedProxies | None = None,
-) -> dict[str, Any]:
+) -> WebsocketScope:
     """The ``websocket`` connection scope for one upgrade request.
 
     ``subprotocols`` lists what the client offered in ``Sec-WebSocket-Protocol``;
     the ``websocket.http.response`` extension (denial responses) is advertised.
     """
-    scope, secure = _common(target, headers, info, root_path, state, proxies)
-    scope["type"] = "websocket"
-    scope["http_version"] = http_version
-    scope["scheme"] = "wss" if secure else "ws"
-    scope["subprotocols"] = header_values(headers, b"sec-websocket-protocol")
-    scope["extensions"] = {"websocket.http.response": {}}
+    parts, client, server, secure = _connection(target, headers, info, proxies)
+    scope = events.websocket_scope(
+        path=_mounted(parts.path, root_path),
+        raw_path=parts.raw_path,
+        query_string=parts.query_string,
+        headers=headers,
+        subprotocols=header_values(headers, b"sec-websocket-protocol"),
+        scheme="wss" if secure else "ws",
+        root_path=root_path,
+        http_version=http_version,
+        client=client,
+        server=server,
+        extensions={DENIAL_RESPONSE: {}},
+    )
+    if state is not None:
+        scope["state"] = state.copy()
     return scope

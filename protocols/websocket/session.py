@@ -64,7 +64,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from websockets.datastructures import Headers
 from websockets.extensions.base import Extension, ServerExtensionFactory
@@ -74,6 +74,9 @@ from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
 from gateway.failure_log import FailureLog
+from gateway.types import Message, Scope
+from gateway.web import events
+from gateway.web.events import Headers as AsgiHeaders
 from protocols.websocket.accesslog import log_websocket
 from protocols.websocket.config import Config
 from protocols.websocket.context import Counters
@@ -83,7 +86,6 @@ from protocols.websocket.handshake import Opening, open_directly
 from protocols.websocket.proxy import TrustedProxies
 from protocols.websocket.response import simple_response
 from protocols.websocket.scope import ConnectionInfo, websocket_scope
-from protocols.websocket.scope import Headers as AsgiHeaders
 
 logger = logging.getLogger("gateway.web")
 #: Bugs (ours or websockets'): one traceback per kind, then counts (DESIGN §8).
@@ -195,15 +197,15 @@ class WebSocketSession:
         self.state = AppState.HANDSHAKE
         #: The ASGI scope, built once the handshake is valid (empty before: the
         #: application never runs for a connection whose scope is empty).
-        self.scope: dict[str, Any] = {}
+        self.scope: Scope = {}
         #: Whether the TCP connection is closed (lost, or closed after our EOF).
         self.closed = False
         #: Whether the I/O layer should read from the socket (False: the queue is full).
         self.reading = True
         #: Events waiting for the application (bounded by ``ws_max_queue``).
-        self.events: list[dict[str, Any]] = []
+        self.events: list[events.WebsocketEvent] = []
         #: The ``websocket.disconnect`` event, once delivered.
-        self.disconnect: dict[str, Any] | None = None
+        self.disconnect: events.DisconnectEvent | None = None
         self._handshake: Response | Opening | None = None
         self._headers: AsgiHeaders = []
         self._target = b"/"
@@ -334,16 +336,19 @@ class WebSocketSession:
     def _handshake_valid(self, handshake: Response | Opening) -> None:
         """Build the scope and queue ``websocket.connect``: the application decides."""
         self._handshake = handshake
-        self.scope = websocket_scope(
-            self._target,
-            "1.1",
-            self._headers,
-            self.info,
-            root_path=self.config.root_path,
-            state=self._lifespan_state,
-            proxies=self._proxies,
+        self.scope = cast(
+            Scope,
+            websocket_scope(
+                self._target,
+                "1.1",
+                self._headers,
+                self.info,
+                root_path=self.config.root_path,
+                state=self._lifespan_state,
+                proxies=self._proxies,
+            ),
         )
-        self.events.append({"type": "websocket.connect"})
+        self.events.append(events.connect_event())
 
     def _on_frame(self, frame: Frame) -> None:
         opcode = frame.opcode
@@ -369,24 +374,24 @@ class WebSocketSession:
             return  # RFC 6455 7.1.4: after our Close, incoming data is discarded
         if text:
             try:
-                message: dict[str, Any] = {"type": "websocket.receive", "text": str(data, "utf-8")}
+                message = events.receive_event(str(data, "utf-8"))
             except UnicodeDecodeError as exc:
                 # RFC 6455 8.1: invalid UTF-8 in a text message fails the connection (1007).
                 self.conn.fail(1007, f"invalid UTF-8 at position {exc.start}")
                 return
         else:
-            message = {"type": "websocket.receive", "bytes": bytes(data)}
-        events = self.events
-        events.append(message)
+            message = events.receive_event(bytes(data))
+        queue = self.events
+        queue.append(message)
         self.counters.ws_received += 1
-        if len(events) >= self.config.ws_max_queue:
+        if len(queue) >= self.config.ws_max_queue:
             self.reading = False
 
     def _deliver_disconnect(self, code: int) -> None:
         if self.disconnect is not None or not self.scope:
             return
         reason = self.conn.close_rcvd.reason if self.conn.close_rcvd is not None else ""
-        self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
+        self.disconnect = events.disconnect_event(code, reason)
         if self.state is not AppState.CLOSED and self.state is not AppState.RESPONDING:
             self.state = AppState.CLOSED
         if self.config.access_log:
@@ -395,12 +400,12 @@ class WebSocketSession:
 
     # -- to the application ----------------------------------------------------------------
 
-    def next_event(self) -> dict[str, Any] | None:
+    def next_event(self) -> events.WebsocketEvent | None:
         """The application's next event; None while there is none yet."""
-        events = self.events
-        if events:
-            event = events.pop(0)
-            if not self.reading and len(events) < self.config.ws_max_queue // 2:
+        queue = self.events
+        if queue:
+            event = queue.pop(0)
+            if not self.reading and len(queue) < self.config.ws_max_queue // 2:
                 self.reading = True
             return event
         return self.disconnect
@@ -412,7 +417,7 @@ class WebSocketSession:
 
     # -- from the application --------------------------------------------------------------
 
-    def send(self, message: dict[str, Any]) -> bytes | None:
+    def send(self, message: Message) -> bytes | None:
         """Take a message from the application, or raise if it may not send it now.
 
         A ``websocket.send`` returns the bytes to write at once: its encoded frame,
@@ -426,31 +431,31 @@ class WebSocketSession:
             conn = self.conn
             if conn.state is not State.OPEN:
                 raise ClientDisconnected("the WebSocket is closing")
-            text = message.get("text")
+            data = events.frame_data(message)
             key = self._frame_key
             if key is not None:
                 # Encoded once for every socket sending the same message (a group
                 # broadcast); written directly: websockets' protocol keeps no state
                 # for a whole data frame the server sends.
-                data = message["bytes"] if text is None else text
-                frame = encoded_frame(text is not None, data, key, conn.extensions)
+                frame = encoded_frame(isinstance(data, str), data, key, conn.extensions)
                 self.counters.ws_sent += 1
                 return b"" if self.closed else frame
-            if text is not None:
-                conn.send_text(text.encode())
+            if isinstance(data, str):
+                conn.send_text(data.encode())
             else:
-                conn.send_binary(message["bytes"])
+                conn.send_binary(data)
             self.counters.ws_sent += 1
             return b""
         if state is AppState.HANDSHAKE:
             self._send_handshake(kind, message)
         elif state is AppState.RESPONDING and kind == "websocket.http.response.body":
             assert self._denial is not None  # RESPONDING implies it
-            self._denial[2].append(message.get("body", b""))
-            if not message.get("more_body", False):
+            body, more_body = events.body_of(message)
+            self._denial[2].append(body)
+            if not more_body:
                 self._send_denial()
         elif state is AppState.OPEN and kind == "websocket.close":
-            self._close(message.get("code") or 1000, message.get("reason") or "")
+            self._close(*events.close_of(message))
         elif state is AppState.CLOSED or state is AppState.CLOSING:
             # Includes an accept racing a client that already left: not an app bug.
             raise ClientDisconnected(f"{kind!r} on a closed WebSocket")
@@ -458,7 +463,7 @@ class WebSocketSession:
             raise ProtocolViolation(f"{kind!r} is not valid while the WebSocket is {state.value}")
         return None
 
-    def _send_handshake(self, kind: str, message: dict[str, Any]) -> None:
+    def _send_handshake(self, kind: str, message: Message) -> None:
         if self.closed:
             raise ClientDisconnected("the client left before the handshake completed")
         if kind == "websocket.accept":
@@ -466,12 +471,12 @@ class WebSocketSession:
             assert handshake is not None  # set before the application starts
             subprotocol = message.get("subprotocol")
             if isinstance(handshake, Opening):
-                self._write_first([handshake.response(subprotocol, message.get("headers", ()))])
+                self._write_first([handshake.response(subprotocol, events.headers_of(message))])
                 self._switch_to_open(handshake.extensions)
             else:
                 if subprotocol:
                     handshake.headers["Sec-WebSocket-Protocol"] = subprotocol
-                for name, value in message.get("headers", ()):
+                for name, value in events.headers_of(message):
                     handshake.headers[name.decode("latin-1")] = value.decode("latin-1")
                 self.conn.send_response(handshake)
                 self._switch_to_open(self.conn.extensions)
@@ -487,7 +492,7 @@ class WebSocketSession:
             self._refuse(403, "")
         elif kind == "websocket.http.response.start":
             headers = [
-                (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", ())
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in events.headers_of(message)
             ]
             self._denial = (int(message["status"]), headers, [])
             self.state = AppState.RESPONDING

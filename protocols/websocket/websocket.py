@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
+from gateway.types import Receive
+from gateway.web.events import Headers as AsgiHeaders
+from gateway.web.events import WebsocketEvent
 from protocols.websocket.context import ServerContext
 from protocols.websocket.errors import ClientDisconnected
 from protocols.websocket.flow import WriteFlow
 from protocols.websocket.scope import ConnectionInfo
-from protocols.websocket.scope import Headers as AsgiHeaders
 from protocols.websocket.session import ABORT, AppState, WebSocketSession, failures
 
 logger = logging.getLogger("gateway.web")
@@ -142,7 +144,7 @@ class WebSocketProtocol(asyncio.Protocol):
         """Incoming events waiting for the application (bounded by ``ws_max_queue``)."""
         return self.session.queued
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> WebsocketEvent:
         session = self.session
         while True:
             event = session.next_event()
@@ -173,7 +175,8 @@ class WebSocketProtocol(asyncio.Protocol):
         """The error boundary of one WebSocket: log, answer (500 or 1011), never raise."""
         scope = self.session.scope
         try:
-            await self.ctx.app(scope, self.receive, self.send)
+            # The events are typed (gateway.web.events); ASGI's receive is untyped.
+            await self.ctx.app(scope, cast(Receive, self.receive), self.send)
         except asyncio.CancelledError:
             raise
         except ClientDisconnected:
