@@ -19,13 +19,14 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
 from gateway.consumer import AsyncConsumer
 from gateway.exceptions import StopConsumer
 from gateway.types import Message
+from gateway.web.events import body_of, response_body, response_start
 
 __all__ = ["AsyncHttpConsumer"]
 
@@ -67,7 +68,7 @@ class AsyncHttpConsumer(AsyncConsumer):
         if self._response_state is not ResponseState.NOT_STARTED:
             raise RuntimeError("send_headers() called twice: the response has already started")
         header_list = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
-        await self.send({"type": "http.response.start", "status": status, "headers": header_list})
+        await self.send(cast(Message, response_start(status, header_list)))
         self._response_state = ResponseState.HEADERS_SENT
 
     async def send_body(self, body: bytes, *, more_body: bool = False) -> None:
@@ -78,7 +79,7 @@ class AsyncHttpConsumer(AsyncConsumer):
             raise RuntimeError("send_body() before send_headers(): start the response first")
         if self._response_state is ResponseState.FINISHED:
             raise RuntimeError("send_body() after the response finished (more_body was False)")
-        await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
+        await self.send(cast(Message, response_body(body, more_body)))
         if not more_body:
             self._response_state = ResponseState.FINISHED
 
@@ -105,14 +106,14 @@ class AsyncHttpConsumer(AsyncConsumer):
         return limit
 
     async def http_request(self, message: Message) -> None:
-        chunk = message.get("body", b"")
+        chunk, more_body = body_of(message)
         self._body_size += len(chunk)
         limit = self._body_limit()
         if limit is not None and self._body_size > limit:
             await self.send_response(413, b"Request body too large")
             return
         self.body.append(chunk)
-        if not message.get("more_body", False):
+        if not more_body:
             self._request_complete = True
             await self.handle(b"".join(self.body))
 

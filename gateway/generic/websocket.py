@@ -18,11 +18,12 @@ import enum
 import functools
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from gateway.consumer import AsyncConsumer, SyncConsumer
 from gateway.exceptions import AcceptConnection, DenyConnection
 from gateway.types import Message
+from gateway.web.events import accept_message, close_message, frame_data, send_message
 
 __all__ = [
     "AsyncJsonWebsocketConsumer",
@@ -59,13 +60,13 @@ class WebsocketState:
         """``websocket.accept``; allowed once, before anything else is sent."""
         if self.state is not ConnectionState.CONNECTING:
             raise RuntimeError(f"Cannot accept a WebSocket that is {self.state.value}")
-        message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
-        if headers:
-            message["headers"] = [
-                (_header_bytes(name), _header_bytes(value)) for name, value in headers
-            ]
+        header_list = (
+            [(_header_bytes(name), _header_bytes(value)) for name, value in headers]
+            if headers
+            else None
+        )
         self.state = ConnectionState.CONNECTED
-        return message
+        return cast(Message, accept_message(subprotocol, header_list))
 
     def frame(self, text_data: str | None = None, bytes_data: bytes | None = None) -> Message:
         """``websocket.send`` with exactly one of text or bytes."""
@@ -78,11 +79,11 @@ class WebsocketState:
             raise RuntimeError(
                 f"Cannot send a WebSocket message: the connection is {self.state.value}"
             )
-        if (text_data is None) == (bytes_data is None):
-            raise ValueError("send() needs exactly one of text_data or bytes_data")
-        if text_data is not None:
-            return {"type": "websocket.send", "text": text_data}
-        return {"type": "websocket.send", "bytes": bytes_data}
+        if text_data is not None and bytes_data is None:
+            return cast(Message, send_message(text_data))
+        if bytes_data is not None and text_data is None:
+            return cast(Message, send_message(bytes_data))
+        raise ValueError("send() needs exactly one of text_data or bytes_data")
 
     def close(self, code: int | bool | None = None, reason: str | None = None) -> Message | None:
         """``websocket.close``; before accept it refuses the handshake (HTTP 403).
@@ -92,13 +93,8 @@ class WebsocketState:
         """
         if self.state in (ConnectionState.CLOSING, ConnectionState.DISCONNECTED):
             return None
-        message: Message = {"type": "websocket.close"}
-        if code is not None and code is not True:
-            message["code"] = code
-        if reason:
-            message["reason"] = reason
         self.state = ConnectionState.CLOSING
-        return message
+        return cast(Message, close_message(None if code is True else code, reason))
 
     def disconnected(self) -> None:
         self.state = ConnectionState.DISCONNECTED
@@ -131,10 +127,11 @@ class WebsocketHandlers(AsyncConsumer):
                 await self._asgi_send(refusal)
 
     async def websocket_receive(self, message: Message) -> None:
-        if message.get("text") is not None:
-            await self._call_hook(self.receive, text_data=message["text"])
+        data = frame_data(message)
+        if isinstance(data, str):
+            await self._call_hook(self.receive, text_data=data)
         else:
-            await self._call_hook(self.receive, bytes_data=message.get("bytes"))
+            await self._call_hook(self.receive, bytes_data=data)
 
     async def websocket_disconnect(self, message: Message) -> None:
         """Leave the groups, then run ``disconnect(code)``; the consumer then ends."""
