@@ -1,4 +1,4 @@
-"""Every third-party package the shipped code imports is a declared dependency.
+"""Every third-party package the shipped code imports at run time is a declared dependency.
 
 An import satisfied only because some other dependency happens to pull the package
 in works until that dependency changes; ``scripts/run`` installs exactly the
@@ -18,11 +18,29 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ("gateway", "protocols", "project")
 
 
+def run_time_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (imports there
+    serve the type checker only, whose packages come with the test extra)."""
+    nodes: list[ast.AST] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        nodes.append(node)
+        if isinstance(node, ast.If) and ast.unparse(node.test) in {
+            "TYPE_CHECKING",
+            "typing.TYPE_CHECKING",
+        }:
+            pending.extend(node.orelse)
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
 def imported_top_level_modules() -> set[str]:
     modules: set[str] = set()
     for package in SHIPPED:
         for path in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            for node in run_time_nodes(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Import):
                     modules.update(alias.name.split(".")[0] for alias in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

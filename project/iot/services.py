@@ -34,7 +34,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
-from django_stubs_ext import WithAnnotations
 
 from gateway.db import database_sync_to_async
 from gateway.devices.credentials import generate_token
@@ -83,6 +82,7 @@ logger = logging.getLogger("project.iot")
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+    from django_stubs_ext import WithAnnotations
 
 #: Whoever looks: a logged-in user, or anonymous (who sees nothing).
 Viewer: TypeAlias = "User | AnonymousUser"
