@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.testing.application import ApplicationCommunicator, path_scope_keys
 from gateway.types import ASGIApp
+from gateway.web.events import body_of, headers_of, http_disconnect_event, http_scope, request_event
 
 __all__ = ["HttpCommunicator"]
 
@@ -34,15 +35,11 @@ class HttpCommunicator(ApplicationCommunicator):
             raise TypeError(f"The request body must be bytes, not {type(body).__name__}")
         super().__init__(
             application,
-            {
-                "type": "http",
-                "asgi": {"version": "3.0", "spec_version": "2.4"},
-                "http_version": "1.1",
-                "method": method.upper(),
-                "scheme": "http",
-                **path_scope_keys(path),
-                "headers": list(headers or []),
-            },
+            dict(
+                http_scope(
+                    method=method.upper(), **path_scope_keys(path), headers=list(headers or [])
+                )
+            ),
         )
         self.body = body
         self.sent_request = False
@@ -51,7 +48,7 @@ class HttpCommunicator(ApplicationCommunicator):
         """Send the request (once): its whole body in one ``http.request``."""
         if not self.sent_request:
             self.sent_request = True
-            await self.send_input({"type": "http.request", "body": self.body})
+            await self.send_input(dict(request_event(self.body)))
 
     async def get_response(self, timeout: float = 1) -> dict[str, Any]:
         """The whole response: ``{"status", "headers", "body"}``.
@@ -69,14 +66,15 @@ class HttpCommunicator(ApplicationCommunicator):
             chunk = await self.receive_output(timeout)
             if chunk["type"] != "http.response.body":
                 raise AssertionError(f"Expected http.response.body, got {chunk!r}")
-            chunks.append(chunk.get("body", b""))
-            if not chunk.get("more_body", False):
+            body, more_body = body_of(chunk)
+            chunks.append(body)
+            if not more_body:
                 break
         if not self.future.done():
-            await self.send_input({"type": "http.disconnect"})
+            await self.send_input(dict(http_disconnect_event()))
         await self.wait(timeout)
         return {
             "status": start["status"],
-            "headers": list(start.get("headers", [])),
+            "headers": list(headers_of(start)),
             "body": b"".join(chunks),
         }

@@ -8,6 +8,16 @@ from typing import Any
 
 from gateway.testing.application import ApplicationCommunicator, path_scope_keys
 from gateway.types import ASGIApp, Scope
+from gateway.web.events import (
+    SPEC_VERSION,
+    close_of,
+    connect_event,
+    disconnect_event,
+    frame_data,
+    headers_of,
+    receive_event,
+    websocket_scope,
+)
 
 __all__ = ["WebsocketCommunicator"]
 
@@ -33,15 +43,15 @@ class WebsocketCommunicator(ApplicationCommunicator):
         subprotocols: Iterable[str] | None = None,
         spec_version: str | None = None,
     ) -> None:
-        scope: Scope = {
-            "type": "websocket",
-            "asgi": {"version": "3.0", "spec_version": spec_version or "2.4"},
-            "scheme": "ws",
-            **path_scope_keys(path),
-            "headers": list(headers or []),
-            "subprotocols": list(subprotocols or []),
-        }
-        if spec_version:
+        scope: Scope = dict(
+            websocket_scope(
+                **path_scope_keys(path),
+                headers=list(headers or []),
+                subprotocols=list(subprotocols or []),
+                spec_version=spec_version or SPEC_VERSION,
+            )
+        )
+        if spec_version:  # Channels' communicator has it at the top level too
             scope["spec_version"] = spec_version
         super().__init__(application, scope)
         #: The headers the application accepted with (``websocket.accept``), as Channels.
@@ -50,26 +60,26 @@ class WebsocketCommunicator(ApplicationCommunicator):
 
     async def connect(self, timeout: float = 1) -> tuple[bool, Any]:
         """Open the connection: ``(True, subprotocol)``, or ``(False, close code)`` if refused."""
-        await self.send_input({"type": "websocket.connect"})
+        await self.send_input(dict(connect_event()))
         response = await self.receive_output(timeout)
         if response["type"] == "websocket.close":
-            return False, response.get("code", 1000)
+            return False, close_of(response)[0]
         if response["type"] != "websocket.accept":
             raise AssertionError(f"Expected websocket.accept or websocket.close, got {response!r}")
         self._accepted = True
-        self.response_headers = list(response.get("headers", []))
+        self.response_headers = list(headers_of(response))
         return True, response.get("subprotocol")
 
     async def send_to(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Send one frame (exactly one of text or bytes) to the application."""
         if not self._accepted:
             raise RuntimeError("send_to() before connect() accepted the connection")
-        if (text_data is None) == (bytes_data is None):
-            raise ValueError("send_to() needs exactly one of text_data or bytes_data")
-        if text_data is not None:
-            await self.send_input({"type": "websocket.receive", "text": text_data})
+        if text_data is not None and bytes_data is None:
+            await self.send_input(dict(receive_event(text_data)))
+        elif bytes_data is not None and text_data is None:
+            await self.send_input(dict(receive_event(bytes_data)))
         else:
-            await self.send_input({"type": "websocket.receive", "bytes": bytes_data})
+            raise ValueError("send_to() needs exactly one of text_data or bytes_data")
 
     async def send_json_to(self, data: Any) -> None:
         """Send ``data`` as a JSON text frame."""
@@ -82,11 +92,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
             raise AssertionError(
                 f"Expected type 'websocket.send', but was '{response['type']}' ({response!r})"
             )
-        if response.get("text") is not None:
-            text: str = response["text"]
-            return text
-        data: bytes = response["bytes"]
-        return data
+        return frame_data(response)
 
     async def receive_json_from(self, timeout: float = 1) -> Any:
         """The next frame, which must be JSON text, decoded."""
@@ -101,5 +107,5 @@ class WebsocketCommunicator(ApplicationCommunicator):
         """Close from the client side and wait for the application to exit."""
         self._accepted = False
         if not self.future.done():
-            await self.send_input({"type": "websocket.disconnect", "code": code})
+            await self.send_input(dict(disconnect_event(code)))
         await self.wait(timeout)

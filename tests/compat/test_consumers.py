@@ -268,7 +268,16 @@ async def test_communicator_scopes_have_every_key_a_server_sends() -> None:
     """docs/porting.md, gateway.testing: "Communicators build the whole scope"."""
     channels, gateway = await on_both(scope_keys)
     assert channels < gateway
-    assert gateway - channels == {"asgi", "scheme", "raw_path", "root_path"}
+    assert gateway - channels == {
+        "asgi",
+        "http_version",
+        "scheme",
+        "raw_path",
+        "root_path",
+        "client",
+        "server",
+        "extensions",
+    }
 
 
 async def send_before_accept(fw: Framework) -> tuple[str, Any]:
