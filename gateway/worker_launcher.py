@@ -72,7 +72,13 @@ def wanted(application: Any, options: WorkerOptions) -> bool:
     return bool(routed_channel_names(application))
 
 
-def build(application: Any, options: WorkerOptions) -> WorkerService:
+def build(
+    application: Any, options: WorkerOptions, worker_class: type[Worker] = Worker
+) -> WorkerService:
+    """A ``worker_class`` for ``options.channels`` (none: every routed name) on ``options.layer``.
+
+    The errors are ``manage.py runworker``'s, as Channels users know them.
+    """
     channels = list(options.channels) or routed_channel_names(application)
     if not channels:
         raise ImproperlyConfigured("the application routes no channel names to run workers for")
@@ -82,10 +88,10 @@ def build(application: Any, options: WorkerOptions) -> WorkerService:
         raise ImproperlyConfigured(str(exc)) from exc
     if channel_layer is None:
         raise ImproperlyConfigured(
-            f"CHANNEL_LAYERS has no layer {options.layer!r}: workers receive through a "
-            "channel layer"
+            f"No channel layer {options.layer!r} in CHANNEL_LAYERS: a worker receives "
+            "through a channel layer; configure one"
         )
     try:
-        return WorkerService(Worker(application, channels, channel_layer))
+        return WorkerService(worker_class(application, channels, channel_layer))
     except (TypeError, ValueError) as exc:
-        raise ImproperlyConfigured(f"gateway worker: {exc}") from exc
+        raise ImproperlyConfigured(str(exc)) from exc

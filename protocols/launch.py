@@ -5,7 +5,8 @@ Every way a server starts goes through here:
 - ``gateway <web|mqtt|telegram|worker>`` (:func:`server_services`) and ``gateway run``
   (:func:`appliance_services`): :mod:`gateway.cli` parses the command line into each
   launcher's options and runs the :class:`~protocols.runner.ServiceGroup` returned;
-- ``manage.py runserver`` and the live-server test case (:func:`web_server`).
+- ``manage.py runserver`` and the live-server test case (:func:`web_server`);
+- ``manage.py runworker`` (:func:`worker`).
 
 Each interface server contributes a *launcher* module (see :class:`Launcher`): its
 options as a frozen dataclass (one field per command-line flag, same defaults), the
@@ -30,6 +31,8 @@ from protocols.runner import ServiceGroup
 from protocols.service import Service
 
 if TYPE_CHECKING:
+    from gateway.worker import Worker
+    from gateway.worker_launcher import WorkerOptions
     from protocols.http_routes import HttpRoute
     from protocols.websocket.launcher import WebOptions
     from protocols.websocket.server import WebServer
@@ -216,3 +219,14 @@ def web_server(application: ASGIApp, options: WebOptions) -> WebServer:
     from protocols.websocket import launcher
 
     return launcher.build(application, options)
+
+
+def worker(
+    application: ASGIApp, options: WorkerOptions, worker_class: type[Worker] | None = None
+) -> Worker:
+    """The :class:`~gateway.worker.Worker` ``gateway worker`` builds (or a ``worker_class``)."""
+    from gateway import worker_launcher
+
+    if worker_class is None:
+        return worker_launcher.build(application, options).worker
+    return worker_launcher.build(application, options, worker_class).worker

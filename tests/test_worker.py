@@ -345,6 +345,24 @@ async def test_runworker_serves_the_named_channels() -> None:
     assert not thread.is_alive()
 
 
+class _ReturningWorker(Worker):
+    def run(self) -> None:
+        """Return at once: the test checks which worker the command built."""
+
+
+@override_settings(ASGI_APPLICATION="tests.test_worker.application", CHANNEL_LAYERS=MEMORY)
+def test_runworker_builds_its_worker_class() -> None:
+    """Channels' hook: a subclass setting ``worker_class`` gets its worker built and run."""
+
+    class Command(runworker.Command):
+        worker_class = _ReturningWorker
+
+    command = Command()
+    call_command(command, "--layer", "default", "jobs.steady", "jobs.flaky")
+    assert isinstance(command.worker, _ReturningWorker)
+    assert command.worker.channels == ["jobs.steady", "jobs.flaky"]
+
+
 @pytest.mark.parametrize(
     ("layers", "arguments", "message"),
     [
@@ -409,7 +427,7 @@ def test_gateway_worker_without_a_layer_is_a_configuration_error() -> None:
     args = worker_launcher.WorkerOptions(channels=("jobs",))
     with (
         override_settings(CHANNEL_LAYERS={}),
-        pytest.raises(ImproperlyConfigured, match="no layer"),
+        pytest.raises(ImproperlyConfigured, match="No channel layer 'default' in CHANNEL_LAYERS"),
     ):
         worker_launcher.build(application, args)
 

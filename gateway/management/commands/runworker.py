@@ -2,7 +2,9 @@
 
 Runs a :class:`~gateway.worker.Worker` for the named channels with the project's
 ``ASGI_APPLICATION`` (whose ``"channel"`` route, a ``ChannelNameRouter``, maps the
-names to consumers) until SIGINT/SIGTERM.
+names to consumers) until SIGINT/SIGTERM. The worker is built by the launch layer
+(:func:`protocols.launch.worker`), as ``gateway worker`` builds it; ``worker_class``
+is Channels' hook for a subclass.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gateway import DEFAULT_CHANNEL_LAYER
-from gateway.exceptions import InvalidChannelLayerError
-from gateway.layers import get_channel_layer
 from gateway.routing import get_default_application
 from gateway.worker import Worker
+from gateway.worker_launcher import WorkerOptions
+from protocols.launch import worker
 
 logger = logging.getLogger("gateway.worker")
 
@@ -35,23 +38,11 @@ class Command(BaseCommand):
         parser.add_argument("channels", nargs="+", metavar="CHANNEL", help="channels to listen on")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        alias = options["layer"]
+        application = get_default_application()
+        chosen = WorkerOptions(layer=options["layer"], channels=tuple(options["channels"]))
         try:
-            channel_layer = get_channel_layer(alias)
-        except InvalidChannelLayerError as exc:
-            raise CommandError(str(exc)) from exc
-        if channel_layer is None:
-            raise CommandError(
-                f"No channel layer {alias!r} in CHANNEL_LAYERS: a worker receives "
-                "through a channel layer; configure one"
-            )
-        try:
-            self.worker = self.worker_class(
-                application=get_default_application(),
-                channels=options["channels"],
-                channel_layer=channel_layer,
-            )
-        except (TypeError, ValueError) as exc:
+            self.worker = worker(application, chosen, self.worker_class)
+        except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
         logger.info("Running worker for channels %s", options["channels"])
         self.worker.run()
