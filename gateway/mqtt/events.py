@@ -14,6 +14,7 @@ anything else.
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
+from gateway.mqtt.codes import SubackCode
 from gateway.topics import validate_filter, validate_topic_name
 from gateway.types import Message
 
@@ -282,7 +283,7 @@ def ack_event(
     request_id: Any, operation: str, reason_codes: list[int], error: str | None = None
 ) -> AckEvent:
     """``mqtt.ack``: ``ok`` unless ``error`` or a reason code is a failure (>= 0x80)."""
-    ok = error is None and all(code < 0x80 for code in reason_codes)
+    ok = error is None and all(code < SubackCode.FAILURE for code in reason_codes)
     event: AckEvent = {
         "type": "mqtt.ack",
         "request_id": request_id,

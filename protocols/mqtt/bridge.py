@@ -33,6 +33,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.backoff import Backoff
+from gateway.mqtt.codes import ConnackReason, ReturnCode, SubackCode
 from gateway.mqtt.events import BrokerInfo, Incoming, Publish, Role, link_event
 from gateway.startup import Summary, is_loopback
 from gateway.topics import SHARE_PREFIX
@@ -44,6 +45,19 @@ logger = logging.getLogger("gateway.server.mqtt")
 
 MAX_QUEUED = 10_000
 READS_PER_WAKEUP = 64
+#: CONNACK refusals of the protocol version: 3.1.1 and 5.0 (fall back to 3.1.1).
+_WRONG_VERSION = frozenset(
+    {ReturnCode.UNACCEPTABLE_PROTOCOL_VERSION, ConnackReason.UNSUPPORTED_PROTOCOL_VERSION}
+)
+#: CONNACK refusals of the credentials, 3.1.1 and 5.0 (a PermissionError).
+_BAD_CREDENTIALS = frozenset(
+    {
+        ReturnCode.BAD_USERNAME_OR_PASSWORD,
+        ReturnCode.NOT_AUTHORIZED,
+        ConnackReason.BAD_USERNAME_OR_PASSWORD,
+        ConnackReason.NOT_AUTHORIZED,
+    }
+)
 
 
 class BridgeLink:
@@ -189,13 +203,12 @@ class BridgeLink:
             return exc if not isinstance(exc, TimeoutError) else ConnectionError("no CONNACK")
         if reason.is_failure:
             self._drop_socket()
-            # 0x01 (3.1.1) / 0x84 (5.0): unacceptable protocol version
-            if reason.value in (0x01, 0x84) and self.mqtt_version == "5.0":
+            if reason.value in _WRONG_VERSION and self.mqtt_version == "5.0":
                 logger.info("%s speaks MQTT 3.1.1 only", self.config.safe_url())
                 self.mqtt_version = "3.1.1"
                 await self._close_client()  # a new client speaks the other version
                 return ConnectionError("retrying with MQTT 3.1.1")
-            if reason.value in (0x04, 0x05, 0x86, 0x87):
+            if reason.value in _BAD_CREDENTIALS:
                 return PermissionError(f"the broker refused the credentials ({reason})")
             return ConnectionError(f"the broker refused the connection ({reason})")
         self.connected = True
@@ -212,7 +225,9 @@ class BridgeLink:
                 self.connected = False
                 self._lost.set()
                 return ConnectionError(f"subscribing after connecting failed: {exc!r}")
-            refused = [f for f, code in zip(filters, codes, strict=False) if code >= 0x80]
+            refused = [
+                f for f, code in zip(filters, codes, strict=False) if code >= SubackCode.FAILURE
+            ]
             if refused:
                 logger.error("the broker refused subscriptions to %s", ", ".join(refused))
         self._sink.link_changed(link_event("up", "connected", session_present))

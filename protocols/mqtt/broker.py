@@ -42,9 +42,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 from gateway.devices.acl import DeviceACL
 from gateway.devices.authenticator import DeviceAuthenticator, Refusal
+from gateway.mqtt.codes import ReturnCode
 from gateway.mqtt.events import BrokerInfo, Incoming, Publish, Role
 from gateway.startup import Summary, all_interfaces, is_loopback
-from protocols.mqtt.connect import Connect, ReturnCode
+from protocols.mqtt.connect import Connect
 from protocols.mqtt.door import Door, DoorLimits, Identity, Refused
 from protocols.mqtt.embedded import EmbeddedBroker
 from protocols.mqtt.link import LinkSink

@@ -11,8 +11,8 @@ a checked CONNECT on and by test tools.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
+from gateway.mqtt.codes import ReturnCode
 from gateway.topics import InvalidTopic, validate_topic_name
 from protocols.mqtt.codec import (
     Cursor,
@@ -36,17 +36,6 @@ _WILL_QOS = 0x18
 _WILL_RETAIN = 0x20
 _PASSWORD = 0x40
 _USERNAME = 0x80
-
-
-class ReturnCode(IntEnum):
-    """CONNACK return codes (§3.2.2.3)."""
-
-    ACCEPTED = 0
-    UNACCEPTABLE_PROTOCOL_VERSION = 1
-    IDENTIFIER_REJECTED = 2
-    SERVER_UNAVAILABLE = 3
-    BAD_USERNAME_OR_PASSWORD = 4
-    NOT_AUTHORIZED = 5
 
 
 class UnsupportedProtocol(ProtocolViolation):

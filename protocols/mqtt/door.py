@@ -43,10 +43,10 @@ from amqtt.adapters import ReaderAdapter, WriterAdapter
 
 from gateway.devices.acl import DeviceACL
 from gateway.failure_log import FailureLog
+from gateway.mqtt.codes import ReturnCode
 from protocols.mqtt.codec import Packet, PacketReader, ProtocolViolation
 from protocols.mqtt.connect import (
     Connect,
-    ReturnCode,
     UnsupportedProtocol,
     connack,
     encode_connect,

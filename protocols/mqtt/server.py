@@ -40,6 +40,7 @@ from gateway.exceptions import ChannelLayerUnavailable
 from gateway.layers import get_channel_layer
 from gateway.layers.receiving import receive_retrying
 from gateway.metrics import ProtocolCounters, ServerReading
+from gateway.mqtt.codes import SUCCESS, SubackCode
 from gateway.mqtt.events import (
     PUBLISH_CHANNEL,
     AckEvent,
@@ -421,12 +422,12 @@ class MqttServer(Service):
             if isinstance(outgoing, Subscribe):
                 self.dynamic.add(key, outgoing.filter, outgoing.qos)
                 codes = await self.link.subscribe({outgoing.filter: outgoing.qos})
-                if codes and codes[0] >= 0x80:
+                if codes and codes[0] >= SubackCode.FAILURE:
                     self.dynamic.remove(key, outgoing.filter)
             else:
                 self.dynamic.remove(key, outgoing.filter)
                 codes = (
-                    [0]
+                    [SUCCESS]
                     if outgoing.filter in self.wanted_filters()
                     else await self.link.unsubscribe([outgoing.filter])
                 )

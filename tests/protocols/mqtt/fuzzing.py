@@ -17,8 +17,9 @@ import random
 import traceback
 from dataclasses import dataclass, field
 
+from gateway.mqtt.codes import ReturnCode
 from protocols.mqtt.codec import Packet, encode_remaining_length
-from protocols.mqtt.connect import Connect, ReturnCode, Will, connack, encode_connect
+from protocols.mqtt.connect import Connect, Will, connack, encode_connect
 
 #: Well-formed packets a client may send after CONNECT (MQTT 3.1.1 §3).
 VALID_AFTER_CONNECT = [

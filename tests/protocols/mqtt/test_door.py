@@ -18,10 +18,11 @@ from django.contrib.auth.hashers import make_password
 from gateway.devices.authenticator import DeviceAuthenticator, SlowLane
 from gateway.devices.credentials import VerifiedPasswords, generate_token
 from gateway.devices.limits import SourceLimits
+from gateway.mqtt.codes import ReturnCode
 from gateway.mqtt.events import Publish
 from gateway.routing import TopicRouter, topic
 from protocols.mqtt.codec import Packet, encode_remaining_length
-from protocols.mqtt.connect import Connect, ReturnCode, Will, connack, encode_connect
+from protocols.mqtt.connect import Connect, Will, connack, encode_connect
 from protocols.mqtt.door import DoorLimits
 from protocols.mqtt.server import MqttServer
 from tests.protocols.mqtt.conftest import (

@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.mqtt.codes import SubackCode
 from gateway.mqtt.events import (
     SPEC_VERSION,
     AckEvent,
@@ -408,7 +409,7 @@ def test_an_ack_is_ok_exactly_without_error_or_failure_code(
 ) -> None:
     event = ack_event(request_id, operation, codes, error)
     assert has_the_keys_of(event, AckEvent)
-    assert event["ok"] == (error is None and all(code < 0x80 for code in codes))
+    assert event["ok"] == (error is None and all(code < SubackCode.FAILURE for code in codes))
     assert ("error" in event) == (not event["ok"])
 
 
