@@ -29,9 +29,11 @@ import http.client
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
 from gateway import DEFAULT_CHANNEL_LAYER
-from gateway.types import Receive, Scope, Send
+from gateway.types import Message, Receive, Scope, Send
+from gateway.web.events import close_message, response_body, response_start
 from protocols.service import Service
 
 #: Seconds each check may take before it counts as failed.
@@ -151,7 +153,7 @@ class HealthRoutes:
         elif scope["type"] == "http":
             await _respond(send, 404, "not found: this server answers /healthz and /readyz\n")
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1000})
+            await send(cast(Message, close_message(1000)))
 
     async def _answer(self, scope: Scope, send: Send, ready: bool) -> None:
         if scope["method"] not in ("GET", "HEAD"):
@@ -176,19 +178,14 @@ async def _respond(
     head: bool = False,
 ) -> None:
     body = text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": b"" if head else body})
+    fields = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *headers,
+    ]
+    await send(cast(Message, response_start(status, fields)))
+    await send(cast(Message, response_body(b"" if head else body)))
 
 
 def probe(url: str, timeout: float) -> tuple[bool, str]:

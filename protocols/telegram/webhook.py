@@ -21,10 +21,11 @@ import hmac
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, cast
 
 from gateway.failure_log import FailureLog
-from gateway.types import Receive, Scope, Send
+from gateway.types import Message, Receive, Scope, Send
+from gateway.web.events import response_body, response_start
 from protocols.telegram.server import TelegramServer
 
 logger = logging.getLogger("gateway.telegram")
@@ -53,17 +54,9 @@ class WebhookApp:
             return
         status = await self._handle(scope, receive)
         body = b"ok" if status == 200 else b""
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"text/plain"),
-                    (b"content-length", b"%d" % len(body)),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]
+        await send(cast(Message, response_start(status, headers)))
+        await send(cast(Message, response_body(body)))
 
     async def _handle(self, scope: Scope, receive: Receive) -> int:
         path = str(scope["path"])
