@@ -49,6 +49,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from types import CoroutineType
 from typing import Any, ClassVar, Protocol
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
@@ -74,12 +75,23 @@ def get_handler_name(message: Message) -> str:
     that would name a private method (a leading ``_`` or ``.``).
     """
     message_type = message.get("type") if isinstance(message, dict) else None
+    if type(message_type) is str:  # a str subclass takes the long way
+        name = _handler_names.get(message_type)
+        if name is not None:
+            return name
     if not isinstance(message_type, str):
         raise ValueError(f"Incoming message has no 'type' attribute (a string): {message!r:.200}")
     handler_name = message_type.replace(".", "_")
     if handler_name.startswith("_"):
         raise ValueError(f"Malformed type in message (leading underscore): {message_type!r}")
+    if len(_handler_names) < 4096 and type(message_type) is str:
+        _handler_names[message_type] = handler_name
     return handler_name
+
+
+#: Message type -> handler name, for the types seen (every message is dispatched by
+#: it; a broadcast to thousands of members asks thousands of times). Bounded.
+_handler_names: dict[str, str] = {}
 
 
 def _is_disconnect(message_type: str) -> bool:
@@ -385,20 +397,17 @@ class AsyncConsumer:
 
     # Dispatch ---------------------------------------------------------------
 
-    @property
-    def _terminal_event_type(self) -> str:
-        """The event after which the scope delivers nothing more."""
-        return f"{self.scope.get('type')}.disconnect"
-
     async def dispatch(self, message: Message) -> None:
-        """Run the handler for ``message``; stop after the scope's terminal event."""
+        """Run the handler for ``message``; stop after the scope's terminal event
+        (``<scope type>.disconnect``)."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             if _is_disconnect(message["type"]):
                 raise StopConsumer()
             raise ValueError(f"No handler for message type {message['type']}")
         await self._call_hook(handler, message)
-        if message["type"] == self._terminal_event_type:
+        kind = message["type"]
+        if kind.endswith(".disconnect") and kind == f"{self.scope.get('type')}.disconnect":
             raise StopConsumer()
 
     async def _call_hook(self, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -409,7 +418,7 @@ class AsyncConsumer:
         lets one async implementation serve both the async and the sync classes.
         """
         result = hook(*args, **kwargs)
-        if not inspect.isawaitable(result):
+        if type(result) is not CoroutineType and not inspect.isawaitable(result):
             raise TypeError(
                 f"{type(self).__name__}.{getattr(hook, '__name__', hook)} must be a "
                 "coroutine function (async def) in an async consumer; "

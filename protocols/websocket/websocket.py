@@ -164,8 +164,9 @@ class WebSocketProtocol(asyncio.Protocol):
             self._after_control()
             return
         if frame:
-            self.transport.write(frame)
-        self._flush()
+            self.transport.write(frame)  # a shared frame: ``conn`` holds nothing new
+        else:
+            self._flush()
         if self.flow.paused:
             await self.flow.drain()
 
