@@ -20,7 +20,8 @@ QoS 1/2 messages are acknowledged (bridge role) once every instance they were
 queued for has handled them. A message whose handling failed because the channel
 layer was unreachable is not acknowledged: it goes to a fresh instance for its key,
 before anything newer, after ``LAYER_RETRY_DELAY`` (dispatch holds meanwhile, so
-the link is paused by the ``inflight`` bound rather than losing messages).
+the link is paused by the ``inflight`` bound rather than losing messages). Both
+queues are in :mod:`protocols.mqtt.queues`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,7 @@ from gateway.startup import Summary
 from gateway.types import ASGIApp, Message, Scope, Send
 from protocols.instances import ApplicationInstance, Delivery, Handled, InstanceManager
 from protocols.mqtt.link import Ack, Link
+from protocols.mqtt.queues import PendingQueue, RedeliveryQueue
 from protocols.mqtt.subscriptions import DynamicSubscriptions
 from protocols.service import Service
 
@@ -108,11 +110,11 @@ class MqttServer(Service):
                 "the application routes 'mqtt' to no TopicRouter: mount "
                 "TopicRouter([topic(...), ...]) under 'mqtt' in the ProtocolTypeRouter"
             )
-        if inflight < 2:
-            raise ValueError("inflight must be at least 2")
+        self._pending: PendingQueue[tuple[Incoming, PresenceEvent | None, Ack | None]] = (
+            PendingQueue(inflight)
+        )
         self.router: TopicRouter = router
         self.link = link
-        self.inflight = inflight
         self.channel_layer_alias = channel_layer_alias
         self.stats = MqttStats()
         self.dynamic = DynamicSubscriptions()
@@ -130,14 +132,10 @@ class MqttServer(Service):
         )
         self._routes: OrderedDict[str, RouteMatch | None] = OrderedDict()
         self._new_scopes: dict[Hashable, Scope] = {}
-        self._redeliver: deque[tuple[Hashable, Delivery]] = deque()
-        #: Loop time before which nothing is redelivered (the channel layer is down).
-        self._retry_at = 0.0
-        self._pending: deque[tuple[Incoming, PresenceEvent | None, Ack | None]] = deque()
+        self._redeliver: RedeliveryQueue[Delivery] = RedeliveryQueue(LAYER_RETRY_DELAY)
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
-        self._paused = False
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -237,23 +235,22 @@ class MqttServer(Service):
     def _queue(self, incoming: Incoming, event: PresenceEvent | None, ack: Ack | None) -> None:
         self.stats.received += 1
         self._drained.clear()
-        self._pending.append((incoming, event, ack))
-        pending = len(self._pending)
-        self.stats.max_pending = max(self.stats.max_pending, pending)
-        if pending >= self.inflight and not self._paused:
-            self._paused = True
+        pause = self._pending.put((incoming, event, ack))
+        self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
+        if pause:
             self.stats.pauses += 1
             self.link.pause_reading()
         self._wakeup.set()
 
     async def _dispatch_loop(self) -> None:
         pending = self._pending
+        redeliver = self._redeliver
         loop = asyncio.get_running_loop()
         while True:
-            if self._redeliver and loop.time() < self._retry_at:
-                await asyncio.sleep(self._retry_at - loop.time())
-            while self._redeliver:
-                key, (message, handled) = self._redeliver.popleft()
+            if redeliver and (wait := redeliver.wait(loop.time())):
+                await asyncio.sleep(wait)
+            while redeliver:
+                key, (message, handled) = redeliver.popleft()
                 await self._put(key, message, handled)
             if not pending:
                 self._drained.set()
@@ -268,8 +265,7 @@ class MqttServer(Service):
                 logger.exception("mqtt message on %r could not be dispatched", incoming.topic)
             if settlement is not None:
                 settlement.routed()
-            if self._paused and len(pending) <= self.inflight // 2:
-                self._paused = False
+            if pending.paused and pending.resume():
                 self.link.resume_reading()
 
     def _resolve(self, topic_name: str) -> RouteMatch | None:
@@ -368,7 +364,7 @@ class MqttServer(Service):
         if instance.in_hand is not None:
             if _layer_was_down(instance.failed):
                 unread.insert(0, instance.in_hand)  # not handled: retried, never acked
-                self._retry_at = asyncio.get_running_loop().time() + LAYER_RETRY_DELAY
+                self._redeliver.hold(asyncio.get_running_loop().time())
             elif instance.in_hand[1] is not None and not (
                 self._stopping and instance.failed is None
             ):
@@ -378,7 +374,7 @@ class MqttServer(Service):
         if unread and not self._stopping:
             # What the instance never read goes to a fresh one, before anything newer.
             self._new_scopes.setdefault(key, dict(instance.scope))
-            self._redeliver.extend((key, delivery) for delivery in unread)
+            self._redeliver.add(key, unread)
             self._wakeup.set()
         if key in self.manager.instances:
             return  # a newer instance serves the key and owns its subscriptions
