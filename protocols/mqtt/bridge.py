@@ -1,8 +1,7 @@
 """The bridge role: a paho-mqtt client of any broker, driven by the asyncio loop.
 
-paho parses and serialises MQTT; this module only moves bytes for it (the
-socket is watched with ``add_reader``/``add_writer``, as paho's external-loop
-callbacks intend) and owns the connection's life:
+paho parses and serialises MQTT; :class:`~protocols.mqtt.paholoop.PahoSocket`
+moves its bytes on the loop; this module owns the connection's life:
 
 - connecting (TCP, TLS) runs in a worker thread, so a slow or unreachable broker
   never blocks the event loop; retries back off exponentially (0.2 s to 30 s);
@@ -20,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -39,12 +37,12 @@ from gateway.startup import Summary, is_loopback
 from gateway.topics import SHARE_PREFIX
 from protocols.mqtt.config import BridgeConfig
 from protocols.mqtt.link import LinkSink
+from protocols.mqtt.paholoop import PahoSocket
 from protocols.mqtt.properties import properties_from_dict, properties_to_dict
 
 logger = logging.getLogger("gateway.server.mqtt")
 
 MAX_QUEUED = 10_000
-READS_PER_WAKEUP = 64
 #: CONNACK refusals of the protocol version: 3.1.1 and 5.0 (fall back to 3.1.1).
 _WRONG_VERSION = frozenset(
     {ReturnCode.UNACCEPTABLE_PROTOCOL_VERSION, ConnackReason.UNSUPPORTED_PROTOCOL_VERSION}
@@ -82,11 +80,7 @@ class BridgeLink:
         self.connections = 0
         self._sink: LinkSink | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = 0
-        self._client: paho.Client | None = None
-        self._fd: int | None = None
-        self._paused = False
-        self._reading = False
+        self._socket = PahoSocket()
         self._generation = 0
         self._stopping = False
         self._connack: asyncio.Future[tuple[ReasonCode, bool]] | None = None
@@ -98,7 +92,6 @@ class BridgeLink:
         self._publishes: dict[int, asyncio.Future[list[int]]] = {}
         self._room = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._messages_read = 0
 
     # -- paho client --------------------------------------------------------
 
@@ -124,10 +117,6 @@ class BridgeLink:
             if self.config.insecure:
                 context.check_hostname = False
             client.tls_set_context(context)
-        client.on_socket_open = self._on_socket_open
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._on_register_write
-        client.on_socket_unregister_write = self._on_unregister_write
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -159,7 +148,7 @@ class BridgeLink:
     async def start(self, sink: LinkSink) -> None:
         self._sink = sink
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
+        self._socket.start()
         self._room.set()
         error: BaseException | None = None
         try:
@@ -189,20 +178,21 @@ class BridgeLink:
         assert self._loop is not None
         # One paho client for the link's life, so QoS 1/2 messages queued or in
         # flight while the link is down are sent again after the reconnect.
-        if self._client is None:
-            self._client = self._make_client()
-        client = self._client
-        self._drop_socket()
+        if self._socket.client is None:
+            self._socket.attach(self._make_client())
+        client = self._socket.client
+        assert client is not None
+        self._socket.drop()
         self._connack = self._loop.create_future()
         try:
             await self._loop.run_in_executor(None, self._connect_blocking, client)
             async with asyncio.timeout(max(self.config.keepalive, 5)):
                 reason, session_present = await self._connack
         except (OSError, TimeoutError, ValueError) as exc:
-            self._drop_socket()
+            self._socket.drop()
             return exc if not isinstance(exc, TimeoutError) else ConnectionError("no CONNACK")
         if reason.is_failure:
-            self._drop_socket()
+            self._socket.drop()
             if reason.value in _WRONG_VERSION and self.mqtt_version == "5.0":
                 logger.info("%s speaks MQTT 3.1.1 only", self.config.safe_url())
                 self.mqtt_version = "3.1.1"
@@ -221,7 +211,7 @@ class BridgeLink:
                 codes = await self.subscribe(filters)
             except (ConnectionError, TimeoutError) as exc:
                 # Never stay connected without the subscriptions: start over.
-                self._drop_socket()
+                self._socket.drop()
                 self.connected = False
                 self._lost.set()
                 return ConnectionError(f"subscribing after connecting failed: {exc!r}")
@@ -254,15 +244,15 @@ class BridgeLink:
         """paho's timer duties (PINGREQ, and noticing a silent broker, 3.1.1 §3.1.2.10)."""
         while True:
             await asyncio.sleep(1.0)
-            if self._client is not None and self.connected:
-                self._client.loop_misc()
+            if self._socket.client is not None and self.connected:
+                self._socket.client.loop_misc()
 
     async def stop(self) -> None:
         self._stopping = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        client = self._client
+        client = self._socket.client
         if client is not None and self.connected:
             self._down.clear()
             client.disconnect()
@@ -271,15 +261,9 @@ class BridgeLink:
                     await self._down.wait()
         await self._close_client()
 
-    def _drop_socket(self) -> None:
-        if self._client is not None:
-            # paho has no public "close now"; this closes the socket and calls _unwatch.
-            self._client._sock_close()
-        self._unwatch()
-
     async def _close_client(self) -> None:
-        self._drop_socket()
-        self._client = None
+        self._socket.drop()
+        self._socket.client = None
         self.connected = False
         self._fail(self._requests, ConnectionError("the MQTT link closed"))
         self._fail(self._publishes, ConnectionError("the MQTT link closed"))
@@ -294,7 +278,7 @@ class BridgeLink:
 
     async def publish(self, message: Publish) -> asyncio.Future[list[int]] | None:
         while True:
-            client = self._client
+            client = self._socket.client
             if client is None or (not self.connected and message.qos == 0):
                 raise ConnectionError("the MQTT link is down")
             info = client.publish(
@@ -334,7 +318,7 @@ class BridgeLink:
         return await self._request(lambda c: c.unsubscribe(topics))
 
     async def _request(self, call: Callable[[paho.Client], tuple[int, int | None]]) -> list[int]:
-        client = self._client
+        client = self._socket.client
         if client is None or not self.connected:
             raise ConnectionError("the MQTT link is down")
         assert self._loop is not None
@@ -360,84 +344,10 @@ class BridgeLink:
             )
 
     def pause_reading(self) -> None:
-        self._paused = True
-        self._apply_reading()
+        self._socket.pause()
 
     def resume_reading(self) -> None:
-        self._paused = False
-        self._apply_reading()
-
-    # -- socket plumbing (paho's external-loop callbacks) --------------------
-
-    def _in_loop(self, function: Callable[..., None], *args: Any) -> None:
-        assert self._loop is not None
-        if threading.get_ident() == self._loop_thread:
-            function(*args)
-        else:
-            self._loop.call_soon_threadsafe(function, *args)
-
-    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._in_loop(self._watch, client, sock.fileno())
-
-    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._in_loop(self._unwatch)
-
-    def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._in_loop(self._want_write, client, True)
-
-    def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._in_loop(self._want_write, client, False)
-
-    def _watch(self, client: paho.Client, fd: int) -> None:
-        if client is not self._client or fd < 0:
-            return
-        self._fd = fd
-        self._apply_reading()
-        if client.want_write():
-            self._want_write(client, True)
-
-    def _unwatch(self) -> None:
-        assert self._loop is not None
-        if self._fd is not None:
-            self._loop.remove_reader(self._fd)
-            self._loop.remove_writer(self._fd)
-            self._fd = None
-            self._reading = False
-
-    def _apply_reading(self) -> None:
-        assert self._loop is not None
-        if self._fd is None:
-            return
-        if self._paused and self._reading:
-            self._loop.remove_reader(self._fd)
-            self._reading = False
-        elif not self._paused and not self._reading:
-            self._loop.add_reader(self._fd, self._readable)
-            self._reading = True
-
-    def _want_write(self, client: paho.Client, wanted: bool) -> None:
-        assert self._loop is not None
-        if client is not self._client or self._fd is None:
-            return
-        if wanted:
-            self._loop.add_writer(self._fd, self._writable)
-        else:
-            self._loop.remove_writer(self._fd)
-
-    def _readable(self) -> None:
-        client = self._client
-        for _ in range(READS_PER_WAKEUP):
-            if client is None or client is not self._client or self._paused:
-                return
-            before = self._messages_read
-            client.loop_read()
-            if self._messages_read == before:
-                return
-
-    def _writable(self) -> None:
-        client = self._client
-        if client is not None:
-            client.loop_write()
+        self._socket.resume()
 
     # -- paho callbacks (on the loop thread, from loop_read/loop_write) -----
 
@@ -450,7 +360,7 @@ class BridgeLink:
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
-        if client is not self._client:
+        if client is not self._socket.client:
             return
         was_connected, self.connected = self.connected, False
         self._down.set()
@@ -464,7 +374,7 @@ class BridgeLink:
             self._lost.set()
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        self._messages_read += 1
+        self._socket.messages_read += 1
         incoming = Incoming(
             msg.topic,
             msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload),
@@ -478,7 +388,7 @@ class BridgeLink:
             generation, mid, qos = self._generation, msg.mid, msg.qos
 
             def ack() -> None:
-                if generation == self._generation and client is self._client:
+                if generation == self._generation and client is self._socket.client:
                     client.ack(mid, qos)
 
         assert self._sink is not None
