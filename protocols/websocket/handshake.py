@@ -86,6 +86,8 @@ def open_directly(
             or not _VALUE.fullmatch(value)
         ):
             return None  # websockets refuses what its parser refuses
+        if name == b"content-length" or name == b"transfer-encoding":
+            return None  # an upgrade with a body: websockets refuses it (smuggling's shape)
         if not name.startswith((b"sec-websocket-", b"upgrade", b"connection", b"origin")):
             continue
         if name == b"sec-websocket-protocol" or not value.isascii():

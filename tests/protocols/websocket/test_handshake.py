@@ -97,6 +97,9 @@ def test_unusual_requests_are_left_to_websockets() -> None:
         ),
         "keep-alive only": (b"GET", [*without(b"connection"), (b"connection", b"keep-alive")]),
         "another upgrade": (b"GET", [*without(b"upgrade"), (b"upgrade", b"h2c")]),
+        "a body (Content-Length)": (b"GET", [*BROWSER, (b"content-length", b"5")]),
+        "a body (chunked)": (b"GET", [*BROWSER, (b"transfer-encoding", b"chunked")]),
+        "an empty body": (b"GET", [*BROWSER, (b"content-length", b"0")]),
         "a malformed offer": (
             b"GET",
             [*without(b"sec-websocket-extensions"), (b"sec-websocket-extensions", b";;")],
@@ -119,6 +122,8 @@ FIELDS = st.sampled_from(
         b"sec-websocket-protocol",
         b"origin",
         b"upgrade-insecure-requests",
+        b"content-length",
+        b"transfer-encoding",
     ]
 )
 VALUES = st.one_of(
