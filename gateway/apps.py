@@ -11,3 +11,8 @@ class GatewayConfig(AppConfig):
     name = "gateway"
     label = "gateway"
     verbose_name = "Gateway"
+
+    def ready(self) -> None:
+        # gateway.db follows every database connection from the first one opened (a
+        # startup hook's, too), so consumers know when none is open (no thread hop).
+        import gateway.db  # noqa: F401

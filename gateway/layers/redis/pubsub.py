@@ -117,6 +117,9 @@ class _Subscriber:
                     report_receive_failure(f"from {self.name} (pub/sub)", exc, backoff)
                 elif backoff.failures == 0:
                     logger.warning("Redis pub/sub link to %s lost: %s", self.name, exc)
+                if backoff.failures == 0:
+                    # Either way the link is dropped and made again: what was published
+                    # meanwhile is lost, as in an outage (in-flight counts reset).
                     self.on_disconnect()
                 await self._drop_pubsub()
                 await backoff.wait()
