@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 import hashlib
 import re
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +28,8 @@ from websockets.exceptions import InvalidHandshake
 from websockets.extensions.base import Extension
 from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
 from websockets.server import ServerProtocol
+
+from protocols.websocket.response import http_date
 
 #: RFC 6455 1.3: appended to the key before hashing it into ``Sec-WebSocket-Accept``.
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -53,7 +53,7 @@ class Opening:
         """The 101 response, byte for byte what websockets would write for it."""
         lines = [
             "HTTP/1.1 101 Switching Protocols\r\n",
-            f"Date: {_http_date()}\r\n",
+            f"Date: {http_date()}\r\n",
             "Upgrade: websocket\r\nConnection: Upgrade\r\n",
             f"Sec-WebSocket-Accept: {self.accept_key}\r\n",
         ]
@@ -155,15 +155,3 @@ def _is_key(key: bytes) -> bool:
         return len(base64.b64decode(key, validate=True)) == 16
     except binascii.Error:
         return False
-
-
-_date: tuple[int, str] = (0, "")
-
-
-def _http_date() -> str:
-    """The ``Date`` header's value, formatted once a second (RFC 9110 6.6.1)."""
-    global _date
-    now = int(time.time())
-    if _date[0] != now:
-        _date = (now, email.utils.formatdate(now, usegmt=True))
-    return _date[1]

@@ -27,16 +27,27 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 
-_date_cache: tuple[int, bytes] = (0, b"")
+#: (second, the Date value, its header line): formatted once a second.
+_date_cache: tuple[int, str, bytes] = (0, "", b"")
 
 
-def date_header() -> bytes:
-    """RFC 9110 6.6.1: an origin server with a clock sends Date (cached per second)."""
+def _dates() -> tuple[int, str, bytes]:
     global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache = (now, b"date: %s\r\n" % email.utils.formatdate(now, usegmt=True).encode())
-    return _date_cache[1]
+        value = email.utils.formatdate(now, usegmt=True)
+        _date_cache = (now, value, b"date: %s\r\n" % value.encode())
+    return _date_cache
+
+
+def http_date() -> str:
+    """RFC 9110 6.6.1: the Date value an origin server with a clock sends."""
+    return _dates()[1]
+
+
+def date_header() -> bytes:
+    """The ``date`` header line of :func:`http_date`."""
+    return _dates()[2]
 
 
 def status_line(status: int) -> bytes:

@@ -57,7 +57,6 @@ its parser) are bugs: one traceback per kind, then counts (:data:`failures`).
 
 from __future__ import annotations
 
-import email.utils
 import enum
 import functools
 import logging
@@ -84,7 +83,7 @@ from protocols.websocket.deflate import DeflateFactory, encoded_frame, signature
 from protocols.websocket.errors import ClientDisconnected, ProtocolViolation
 from protocols.websocket.handshake import Opening, open_directly
 from protocols.websocket.proxy import TrustedProxies
-from protocols.websocket.response import simple_response
+from protocols.websocket.response import http_date, simple_response
 from protocols.websocket.scope import ConnectionInfo, websocket_scope
 
 logger = logging.getLogger("gateway.web")
@@ -523,7 +522,7 @@ class WebSocketSession:
         body = b"".join(parts)
         headers = Headers(header_list)
         # RFC 9110 6.6.1 (Date), 9112 9.6 (we close after it), 8.6 (its length).
-        headers.setdefault("Date", email.utils.formatdate(usegmt=True))
+        headers.setdefault("Date", http_date())
         headers.setdefault("Connection", "close")
         headers.setdefault("Content-Length", str(len(body)))
         try:
