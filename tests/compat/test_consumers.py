@@ -371,18 +371,23 @@ async def test_as_asgi_keywords_go_to_a_consumers_own_init() -> None:
     assert gateway == ({"schema": "s"}, "TypeError")  # gateway at routing time
 
 
-async def driven_without_a_server(fw: Framework) -> list[Any]:
-    # cypartagraphqlsubscriptionstools' tests build a consumer with ``Consumer()``,
-    # assign ``scope`` and ``base_send`` by hand and call its hooks directly,
-    # never through ``__call__``.
-    sent: list[Any] = []
+def built_by_hand(consumer_class: Any, scope_type: str, sent: list[Any]) -> Any:
+    """``consumer_class()`` given a scope and a ``base_send`` that records into ``sent``,
+    as cypartagraphqlsubscriptionstools' tests build consumers: they then call the
+    hooks directly, never through ``__call__``."""
 
     async def record(message: Any) -> None:
         sent.append(message)
 
-    consumer = fw.websocket.AsyncJsonWebsocketConsumer()
-    consumer.scope = {"type": "websocket", "path": "/"}
+    consumer = consumer_class()
+    consumer.scope = {"type": scope_type, "path": "/"}
     consumer.base_send = record
+    return consumer
+
+
+async def driven_without_a_server(fw: Framework) -> list[Any]:
+    sent: list[Any] = []
+    consumer = built_by_hand(fw.websocket.AsyncJsonWebsocketConsumer, "websocket", sent)
     await consumer.accept(subprotocol="graphql-transport-ws")
     await consumer.send_json({"type": "connection_ack"})
     await consumer.close(4401)
@@ -399,15 +404,8 @@ async def test_a_consumer_driven_without_a_server_sends_as_in_channels() -> None
 
 
 async def http_driven_without_a_server(fw: Framework) -> list[Any]:
-    # The same for an HTTP consumer: built by hand, answered without __call__.
     sent: list[Any] = []
-
-    async def record(message: Any) -> None:
-        sent.append(message)
-
-    consumer = fw.http.AsyncHttpConsumer()
-    consumer.scope = {"type": "http", "path": "/"}
-    consumer.base_send = record
+    consumer = built_by_hand(fw.http.AsyncHttpConsumer, "http", sent)
     consumer.body.append(b"seen")
     await consumer.send_response(200, b"".join(consumer.body), headers=[(b"a", b"b")])
     return sent
