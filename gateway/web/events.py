@@ -22,7 +22,7 @@ consumers' (:class:`gateway.generic.websocket.WebsocketState`).
 # No ``from __future__ import annotations``: TypedDict reads ``NotRequired`` from
 # evaluated annotations only, and ``__required_keys__`` must be right at run time.
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, Unpack
 
 ASGI_VERSION = "3.0"
 #: The version of the HTTP & WebSocket spec this vocabulary (and the server) follows.
@@ -80,66 +80,57 @@ class WebsocketScope(ConnectionScope):
     extensions: dict[str, dict[str, Any]]
 
 
-def http_scope(
-    *,
-    method: str,
-    path: str,
-    raw_path: bytes,
-    query_string: bytes,
-    headers: Headers,
-    scheme: str = "http",
-    root_path: str = "",
-    http_version: str = "1.1",
-    client: Address | None = None,
-    server: ServerAddress | None = None,
-) -> HttpScope:
-    """The scope of one HTTP request; ``path`` is decoded and includes ``root_path``."""
+class ConnectionKeys(TypedDict):
+    """What a caller gives of a :class:`ConnectionScope`; the builders fill in the rest
+    (``asgi``) and the defaults: ``http``/``ws`` scheme, no ``root_path``, HTTP/1.1, no
+    client or server address."""
+
+    path: str
+    raw_path: bytes
+    query_string: bytes
+    headers: Headers
+    scheme: NotRequired[str]
+    root_path: NotRequired[str]
+    http_version: NotRequired[str]
+    client: NotRequired[Address | None]
+    server: NotRequired[ServerAddress | None]
+
+
+def _connection_scope(
+    keys: ConnectionKeys, scheme: str, spec_version: str = SPEC_VERSION
+) -> ConnectionScope:
     return {
-        "type": "http",
-        "asgi": {"version": ASGI_VERSION, "spec_version": SPEC_VERSION},
-        "http_version": http_version,
-        "method": method,
-        "scheme": scheme,
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": query_string,
-        "root_path": root_path,
-        "headers": headers,
-        "client": client,
-        "server": server,
+        "asgi": {"version": ASGI_VERSION, "spec_version": spec_version},
+        "http_version": keys.get("http_version", "1.1"),
+        "scheme": keys.get("scheme", scheme),
+        "path": keys["path"],
+        "raw_path": keys["raw_path"],
+        "query_string": keys["query_string"],
+        "root_path": keys.get("root_path", ""),
+        "headers": keys["headers"],
+        "client": keys.get("client"),
+        "server": keys.get("server"),
     }
+
+
+def http_scope(*, method: str, **connection: Unpack[ConnectionKeys]) -> HttpScope:
+    """The scope of one HTTP request; ``path`` is decoded and includes ``root_path``."""
+    return {"type": "http", "method": method, **_connection_scope(connection, "http")}
 
 
 def websocket_scope(
     *,
-    path: str,
-    raw_path: bytes,
-    query_string: bytes,
-    headers: Headers,
     subprotocols: list[str],
-    scheme: str = "ws",
-    root_path: str = "",
-    http_version: str = "1.1",
-    client: Address | None = None,
-    server: ServerAddress | None = None,
     extensions: dict[str, dict[str, Any]] | None = None,
     spec_version: str = SPEC_VERSION,
+    **connection: Unpack[ConnectionKeys],
 ) -> WebsocketScope:
     """The scope of one WebSocket; ``subprotocols`` are the client's offers, in its order."""
     return {
         "type": "websocket",
-        "asgi": {"version": ASGI_VERSION, "spec_version": spec_version},
-        "http_version": http_version,
-        "scheme": scheme,
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": query_string,
-        "root_path": root_path,
-        "headers": headers,
-        "client": client,
-        "server": server,
         "subprotocols": subprotocols,
         "extensions": {} if extensions is None else extensions,
+        **_connection_scope(connection, "ws", spec_version),
     }
 
 

@@ -11,19 +11,22 @@ header names are lower-cased. Each scope gets a shallow copy of the lifespan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from gateway.web import events
 from gateway.web.events import (
     DENIAL_RESPONSE,
     Address,
+    ConnectionKeys,
     Headers,
     HttpScope,
     ServerAddress,
     WebsocketScope,
 )
 from protocols.websocket.proxy import TrustedProxies, header_values, resolve_forwarded
+
+ScopeT = TypeVar("ScopeT", HttpScope, WebsocketScope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +62,17 @@ def split_target(target: bytes) -> Target:
     return Target(unquote(raw_path.decode("latin-1")), raw_path, query)
 
 
-def _mounted(path: str, root_path: str) -> str:
-    if root_path and not path.startswith(root_path):
-        return root_path + path
-    return path
-
-
 def _connection(
     target: bytes,
+    http_version: str,
     headers: Headers,
     info: ConnectionInfo,
+    root_path: str,
     proxies: TrustedProxies | None,
-) -> tuple[Target, Address | None, ServerAddress | None, bool]:
-    """The target's parts, client, server and whether the client-facing hop was TLS."""
+    schemes: tuple[str, str],
+) -> ConnectionKeys:
+    """The scope keys every connection has; ``schemes``: (plain, TLS), by the
+    client-facing hop."""
     client, server, secure = info.client, info.server, info.secure
     if proxies is not None:
         forwarded = resolve_forwarded(client, headers, proxies)
@@ -82,7 +83,28 @@ def _connection(
                 secure = forwarded.scheme in ("https", "wss")
             if forwarded.server_port is not None and server is not None:
                 server = (server[0], forwarded.server_port)
-    return split_target(target), client, server, secure
+    parts = split_target(target)
+    path = parts.path
+    if root_path and not path.startswith(root_path):
+        path = root_path + path
+    keys: ConnectionKeys = {
+        "path": path,
+        "raw_path": parts.raw_path,
+        "query_string": parts.query_string,
+        "headers": headers,
+        "scheme": schemes[secure],
+        "root_path": root_path,
+        "http_version": http_version,
+        "client": client,
+        "server": server,
+    }
+    return keys
+
+
+def _with_state(scope: ScopeT, state: dict[str, Any] | None) -> ScopeT:
+    if state is not None:
+        scope["state"] = state.copy()
+    return scope
 
 
 def http_scope(
@@ -100,22 +122,9 @@ def http_scope(
 
     ``proxies`` is the trusted-proxy list when proxy headers are enabled, else None.
     """
-    parts, client, server, secure = _connection(target, headers, info, proxies)
-    scope = events.http_scope(
-        method=method,
-        path=_mounted(parts.path, root_path),
-        raw_path=parts.raw_path,
-        query_string=parts.query_string,
-        headers=headers,
-        scheme="https" if secure else "http",
-        root_path=root_path,
-        http_version=http_version,
-        client=client,
-        server=server,
-    )
-    if state is not None:
-        scope["state"] = state.copy()
-    return scope
+    keys = _connection(target, http_version, headers, info, root_path, proxies, ("http", "https"))
+    scope = events.http_scope(method=method, **keys)
+    return _with_state(scope, state)
 
 
 def websocket_scope(
@@ -133,20 +142,10 @@ def websocket_scope(
     ``subprotocols`` lists what the client offered in ``Sec-WebSocket-Protocol``;
     the ``websocket.http.response`` extension (denial responses) is advertised.
     """
-    parts, client, server, secure = _connection(target, headers, info, proxies)
+    keys = _connection(target, http_version, headers, info, root_path, proxies, ("ws", "wss"))
     scope = events.websocket_scope(
-        path=_mounted(parts.path, root_path),
-        raw_path=parts.raw_path,
-        query_string=parts.query_string,
-        headers=headers,
         subprotocols=header_values(headers, b"sec-websocket-protocol"),
-        scheme="wss" if secure else "ws",
-        root_path=root_path,
-        http_version=http_version,
-        client=client,
-        server=server,
         extensions={DENIAL_RESPONSE: {}},
+        **keys,
     )
-    if state is not None:
-        scope["state"] = state.copy()
-    return scope
+    return _with_state(scope, state)
