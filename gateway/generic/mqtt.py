@@ -21,11 +21,11 @@ connected, **details)``; ``link(state, **details)`` when the broker link goes
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, ClassVar
 
 from gateway.consumer import AsyncConsumer, SyncConsumer
+from gateway.generic.codec import JsonCodec
 from gateway.mqtt.events import (
     message_details,
     publish_message,
@@ -155,7 +155,7 @@ class MqttConsumer(MqttHandlers, SyncConsumer):
         self.base_send(dict(unsubscribe_message(topic_filter, request_id)))
 
 
-class JsonMqttHandlers(MqttHandlers):
+class JsonMqttHandlers(JsonCodec, MqttHandlers):
     """Decode payloads as JSON before ``receive_json(topic, content, **details)``.
 
     A payload that is not JSON (or not UTF-8) is logged and counted in
@@ -163,14 +163,6 @@ class JsonMqttHandlers(MqttHandlers):
     """
 
     decode_errors: ClassVar[int] = 0
-
-    @classmethod
-    def decode_json(cls, payload: bytes) -> Any:
-        return json.loads(payload)
-
-    @classmethod
-    def encode_json(cls, content: Any) -> str:
-        return json.dumps(content)
 
     async def mqtt_message(self, message: Message) -> None:
         try:

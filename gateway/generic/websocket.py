@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 from collections.abc import Iterable
 from typing import Any, cast
 
 from gateway.consumer import AsyncConsumer, SyncConsumer
 from gateway.exceptions import AcceptConnection, DenyConnection
+from gateway.generic.codec import JsonCodec
 from gateway.types import Message
 from gateway.web.events import accept_message, close_message, frame_data, send_message
 
@@ -220,29 +220,18 @@ class WebsocketConsumer(WebsocketHandlers, SyncConsumer):
         """Called when the client has gone, with the close code; does nothing by default."""
 
 
-class JsonCodec:
-    """How the JSON consumers turn frames into content and back; override to customise."""
-
-    @classmethod
-    def decode_json(cls, text_data: str) -> Any:
-        return json.loads(text_data)
-
-    @classmethod
-    def encode_json(cls, content: Any) -> str:
-        return json.dumps(content)
-
-    @staticmethod
-    def _require_text(text_data: str | None) -> str:
-        if text_data is None:
-            raise ValueError("No text section for incoming WebSocket frame: JSON needs text")
-        return text_data
+def _json_text(text_data: str | None) -> str:
+    """A frame's text, which JSON needs: a binary frame is refused."""
+    if text_data is None:
+        raise ValueError("No text section for incoming WebSocket frame: JSON needs text")
+    return text_data
 
 
 class AsyncJsonWebsocketConsumer(JsonCodec, AsyncWebsocketConsumer):
     """An async WebSocket consumer that exchanges JSON text frames."""
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        await self.receive_json(self.decode_json(self._require_text(text_data)))
+        await self.receive_json(self.decode_json(_json_text(text_data)))
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Called with each decoded frame; does nothing by default."""
@@ -256,7 +245,7 @@ class JsonWebsocketConsumer(JsonCodec, WebsocketConsumer):
     """A sync WebSocket consumer that exchanges JSON text frames."""
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        self.receive_json(self.decode_json(self._require_text(text_data)))
+        self.receive_json(self.decode_json(_json_text(text_data)))
 
     def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Called with each decoded frame; does nothing by default."""
