@@ -8,7 +8,7 @@ Python callers: ``manage.py runserver``, the live-server test case);
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from django.core.exceptions import ImproperlyConfigured
@@ -54,84 +54,76 @@ class WebOptions:
 OPTIONS = WebOptions
 
 
+#: The flags that take a value: ``(flag, type, help)``. Each flag's ``dest`` is the
+#: :class:`WebOptions` field of the same name, and that field's default is the flag's.
+VALUE_FLAGS: tuple[tuple[str, type, str | None], ...] = (
+    ("--host", str, "address to bind (default: %(default)s)"),
+    ("--port", int, "TCP port (default: %(default)s)"),
+    ("--uds", str, "bind this Unix domain socket instead of host/port"),
+    ("--fd", int, "serve on this inherited, listening socket fd"),
+    ("--ssl-certfile", str, "TLS certificate (PEM); enables https/wss"),
+    ("--ssl-keyfile", str, "TLS private key (PEM)"),
+    (
+        "--forwarded-allow-ips",
+        str,
+        "comma-separated proxy addresses/networks to trust, or '*' (default: %(default)s)",
+    ),
+    ("--root-path", str, "ASGI root_path: the URL prefix the app is mounted at"),
+    (
+        "--ws-max-size",
+        int,
+        f"largest WebSocket message in bytes; larger close with 1009 (default: {MIB})",
+    ),
+    ("--ws-ping-interval", float, None),
+    ("--ws-ping-timeout", float, None),
+    ("--ws-connect-timeout", float, "seconds the application has to accept a WebSocket"),
+    (
+        "--timeout-keep-alive",
+        float,
+        "seconds an idle keep-alive connection stays open (default: %(default)s)",
+    ),
+    (
+        "--timeout-request-head",
+        float,
+        "seconds a client has to send a request head, else 408 (default: %(default)s)",
+    ),
+    (
+        "--timeout-body",
+        float,
+        "seconds a request body may pause between pieces, else 408 (default: %(default)s)",
+    ),
+    (
+        "--body-min-rate",
+        float,
+        "bytes/s a request body must average after its first --timeout-body seconds, "
+        "else 408 (default: %(default)s)",
+    ),
+    (
+        "--max-header-size",
+        int,
+        "largest request head in bytes; larger get 431 (default: %(default)s)",
+    ),
+    (
+        "--limit-concurrency",
+        int,
+        "open connections (HTTP and WebSocket) beyond which requests get 503; "
+        "0: no limit (default: %(default)s)",
+    ),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = WebOptions()
     add = parser.add_argument
-    add("--host", default=defaults.host, help="address to bind (default: %(default)s)")
-    add("--port", type=int, default=defaults.port, help="TCP port (default: %(default)s)")
-    add("--uds", default=None, help="bind this Unix domain socket instead of host/port")
-    add("--fd", type=int, default=None, help="serve on this inherited, listening socket fd")
-    add("--ssl-certfile", default=None, help="TLS certificate (PEM); enables https/wss")
-    add("--ssl-keyfile", default=None, help="TLS private key (PEM)")
+    for flag, kind, text in VALUE_FLAGS:
+        default = getattr(defaults, flag[2:].replace("-", "_"))
+        add(flag, type=kind, default=default, help=text)
     add(
         "--proxy-headers",
         action="store_true",
         help="trust X-Forwarded-For/-Proto/-Port from --forwarded-allow-ips",
     )
-    add(
-        "--forwarded-allow-ips",
-        default=defaults.forwarded_allow_ips,
-        help="comma-separated proxy addresses/networks to trust, or '*' (default: %(default)s)",
-    )
-    add("--root-path", default="", help="ASGI root_path: the URL prefix the app is mounted at")
-    add(
-        "--ws-max-size",
-        type=int,
-        default=defaults.ws_max_size,
-        help=f"largest WebSocket message in bytes; larger close with 1009 (default: {MIB})",
-    )
-    add("--ws-ping-interval", type=float, default=defaults.ws_ping_interval)
-    add("--ws-ping-timeout", type=float, default=defaults.ws_ping_timeout)
-    add(
-        "--ws-connect-timeout",
-        type=float,
-        default=defaults.ws_connect_timeout,
-        help="seconds the application has to accept a WebSocket",
-    )
-    add(
-        "--timeout-keep-alive",
-        type=float,
-        default=defaults.timeout_keep_alive,
-        help="seconds an idle keep-alive connection stays open (default: %(default)s)",
-    )
-    add(
-        "--timeout-request-head",
-        type=float,
-        default=defaults.timeout_request_head,
-        help="seconds a client has to send a request head, else 408 (default: %(default)s)",
-    )
-    add(
-        "--timeout-body",
-        type=float,
-        default=defaults.timeout_body,
-        help="seconds a request body may pause between pieces, else 408 (default: %(default)s)",
-    )
-    add(
-        "--body-min-rate",
-        type=float,
-        default=defaults.body_min_rate,
-        help="bytes/s a request body must average after its first --timeout-body seconds, "
-        "else 408 (default: %(default)s)",
-    )
-    add(
-        "--max-header-size",
-        type=int,
-        default=defaults.max_header_size,
-        help="largest request head in bytes; larger get 431 (default: %(default)s)",
-    )
-    add(
-        "--limit-concurrency",
-        type=int,
-        default=defaults.limit_concurrency,
-        help="open connections (HTTP and WebSocket) beyond which requests get 503; "
-        "0: no limit (default: %(default)s)",
-    )
-    add(
-        "--no-access-log",
-        dest="access_log",
-        action="store_false",
-        help="do not log each request",
-    )
+    add("--no-access-log", dest="access_log", action="store_false", help="do not log each request")
     add(
         "--no-health-probes",
         dest="health_probes",
@@ -139,7 +131,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="hand /healthz and /readyz to the application instead of answering them "
         "in the server (docs/deploy.md)",
     )
-    add("--lifespan", choices=["auto", "on", "off"], default="auto")
+    add("--lifespan", choices=["auto", "on", "off"], default=defaults.lifespan)
 
 
 def wanted(application: Any, options: WebOptions) -> bool:
@@ -151,31 +143,19 @@ def wanted(application: Any, options: WebOptions) -> bool:
 
 
 def web_config(options: WebOptions) -> Config:
-    """The server's :class:`Config` for ``options``; ImproperlyConfigured when invalid."""
+    """The server's :class:`Config` for ``options``; ImproperlyConfigured when invalid.
+
+    Every option is the :class:`Config` field of the same name; three are converted.
+    """
+    given = {field.name: getattr(options, field.name) for field in fields(options)}
     try:
         return Config(
-            host=options.host,
-            port=options.port,
-            uds=options.uds,
-            fd=options.fd,
-            ssl_certfile=options.ssl_certfile,
-            ssl_keyfile=options.ssl_keyfile,
-            proxy_headers=options.proxy_headers,
-            forwarded_allow_ips=TrustedProxies.parse(options.forwarded_allow_ips),
-            root_path=options.root_path.rstrip("/"),
-            ws_max_size=options.ws_max_size,
-            ws_ping_interval=options.ws_ping_interval,
-            ws_ping_timeout=options.ws_ping_timeout,
-            ws_connect_timeout=options.ws_connect_timeout,
-            timeout_keep_alive=options.timeout_keep_alive,
-            timeout_request_head=options.timeout_request_head,
-            timeout_body=options.timeout_body,
-            body_min_rate=options.body_min_rate,
-            max_header_size=options.max_header_size,
-            limit_concurrency=options.limit_concurrency or None,
-            access_log=options.access_log,
-            health_probes=options.health_probes,
-            lifespan=options.lifespan,
+            **{
+                **given,
+                "forwarded_allow_ips": TrustedProxies.parse(options.forwarded_allow_ips),
+                "root_path": options.root_path.rstrip("/"),
+                "limit_concurrency": options.limit_concurrency or None,
+            }
         )
     except ValueError as exc:
         raise ImproperlyConfigured(f"gateway web: {exc}") from exc
