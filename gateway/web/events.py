@@ -189,11 +189,17 @@ class ConnectEvent(TypedDict):
     type: Literal["websocket.connect"]
 
 
-#: ``websocket.receive``: one message from the client, in ``text`` or in ``bytes``.
-class ReceiveEvent(TypedDict):
-    type: Literal["websocket.receive"]
+class FrameData(TypedDict):
+    """One WebSocket message, in ``text`` or in ``bytes`` (:func:`frame_data` reads it)."""
+
     bytes: NotRequired[bytes | None]
     text: NotRequired[str | None]
+
+
+class ReceiveEvent(FrameData):
+    """``websocket.receive``: one message from the client."""
+
+    type: Literal["websocket.receive"]
 
 
 class DisconnectEvent(TypedDict):
@@ -210,11 +216,10 @@ class AcceptMessage(TypedDict):
     headers: NotRequired[Headers]
 
 
-#: ``websocket.send``: one message to the client, in ``text`` or in ``bytes``.
-class SendMessage(TypedDict):
+class SendMessage(FrameData):
+    """``websocket.send``: one message to the client."""
+
     type: Literal["websocket.send"]
-    bytes: NotRequired[bytes | None]
-    text: NotRequired[str | None]
 
 
 class CloseMessage(TypedDict):
