@@ -11,7 +11,7 @@ header names are lower-cased. Each scope gets a shallow copy of the lifespan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 from urllib.parse import unquote
 
 from gateway.web import events
@@ -62,18 +62,28 @@ def split_target(target: bytes) -> Target:
     return Target(unquote(raw_path.decode("latin-1")), raw_path, query)
 
 
+class ServerSide(TypedDict, total=False):
+    """What the server adds to a request head: the mount point (``root_path``, from
+    configuration only), the lifespan ``state`` (each scope gets a shallow copy) and
+    the trusted-proxy list when proxy headers are enabled (else None)."""
+
+    root_path: str
+    state: dict[str, Any] | None
+    proxies: TrustedProxies | None
+
+
 def _connection(
     target: bytes,
     http_version: str,
     headers: Headers,
     info: ConnectionInfo,
-    root_path: str,
-    proxies: TrustedProxies | None,
+    server_side: ServerSide,
     schemes: tuple[str, str],
 ) -> ConnectionKeys:
     """The scope keys every connection has; ``schemes``: (plain, TLS), by the
     client-facing hop."""
     client, server, secure = info.client, info.server, info.secure
+    proxies = server_side.get("proxies")
     if proxies is not None:
         forwarded = resolve_forwarded(client, headers, proxies)
         if forwarded is not None:
@@ -84,6 +94,7 @@ def _connection(
             if forwarded.server_port is not None and server is not None:
                 server = (server[0], forwarded.server_port)
     parts = split_target(target)
+    root_path = server_side.get("root_path", "")
     path = parts.path
     if root_path and not path.startswith(root_path):
         path = root_path + path
@@ -101,7 +112,8 @@ def _connection(
     return keys
 
 
-def _with_state(scope: ScopeT, state: dict[str, Any] | None) -> ScopeT:
+def _with_state(scope: ScopeT, server_side: ServerSide) -> ScopeT:
+    state = server_side.get("state")
     if state is not None:
         scope["state"] = state.copy()
     return scope
@@ -113,18 +125,11 @@ def http_scope(
     http_version: str,
     headers: Headers,
     info: ConnectionInfo,
-    *,
-    root_path: str = "",
-    state: dict[str, Any] | None = None,
-    proxies: TrustedProxies | None = None,
+    **server_side: Unpack[ServerSide],
 ) -> HttpScope:
-    """The ``http`` connection scope for one request.
-
-    ``proxies`` is the trusted-proxy list when proxy headers are enabled, else None.
-    """
-    keys = _connection(target, http_version, headers, info, root_path, proxies, ("http", "https"))
-    scope = events.http_scope(method=method, **keys)
-    return _with_state(scope, state)
+    """The ``http`` connection scope for one request."""
+    keys = _connection(target, http_version, headers, info, server_side, ("http", "https"))
+    return _with_state(events.http_scope(method=method, **keys), server_side)
 
 
 def websocket_scope(
@@ -132,20 +137,17 @@ def websocket_scope(
     http_version: str,
     headers: Headers,
     info: ConnectionInfo,
-    *,
-    root_path: str = "",
-    state: dict[str, Any] | None = None,
-    proxies: TrustedProxies | None = None,
+    **server_side: Unpack[ServerSide],
 ) -> WebsocketScope:
     """The ``websocket`` connection scope for one upgrade request.
 
     ``subprotocols`` lists what the client offered in ``Sec-WebSocket-Protocol``;
     the ``websocket.http.response`` extension (denial responses) is advertised.
     """
-    keys = _connection(target, http_version, headers, info, root_path, proxies, ("ws", "wss"))
+    keys = _connection(target, http_version, headers, info, server_side, ("ws", "wss"))
     scope = events.websocket_scope(
         subprotocols=header_values(headers, b"sec-websocket-protocol"),
         extensions={DENIAL_RESPONSE: {}},
         **keys,
     )
-    return _with_state(scope, state)
+    return _with_state(scope, server_side)
