@@ -9,7 +9,6 @@ WebSocket. Static files are served in DEBUG (or with ``--insecure``) by
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 import os
@@ -111,7 +110,9 @@ class Command(DjangoRunserver):
         metrics.registry.identify("runserver")
         services = ServiceGroup([server, HealthService()])
         try:
-            asyncio.run(services.serve(5.0, started=lambda: self.on_bind(server.port)))
+            services.run(
+                loop="asyncio", shutdown_timeout=5.0, started=lambda: self.on_bind(server.port)
+            )
         except OSError as exc:
             messages = {
                 errno.EACCES: "You don't have permission to access that port.",
