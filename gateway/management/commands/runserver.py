@@ -27,7 +27,7 @@ from gateway import metrics
 from gateway.types import ASGIApp
 from protocols.health import HealthService
 from protocols.launch import web_server
-from protocols.runner import ServiceGroup
+from protocols.runner import ServiceGroup, ServiceStartError
 from protocols.websocket.accesslog import access_logger
 from protocols.websocket.launcher import WebOptions
 
@@ -113,13 +113,15 @@ class Command(DjangoRunserver):
             services.run(
                 loop="asyncio", shutdown_timeout=5.0, started=lambda: self.on_bind(server.port)
             )
-        except OSError as exc:
+        except ServiceStartError as exc:  # Django's words for the bind errors it knows
             messages = {
                 errno.EACCES: "You don't have permission to access that port.",
                 errno.EADDRINUSE: "That port is already in use.",
                 errno.EADDRNOTAVAIL: "That IP address can't be assigned to.",
             }
-            self.stderr.write(f"Error: {messages.get(exc.errno or 0, exc)}")
+            cause = exc.__cause__
+            number = cause.errno if isinstance(cause, OSError) else None
+            self.stderr.write(f"Error: {messages.get(number or 0, exc)}")
             os._exit(1)  # sys.exit does not end the process from the reloader's thread
         except KeyboardInterrupt:
             sys.exit(0)
