@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
@@ -43,6 +42,7 @@ from gateway.backoff import Backoff
 from gateway.layers.base import BaseChannelLayer
 from gateway.layers.receiving import receive_retrying
 from gateway.metrics import ProtocolCounters, ServerReading
+from gateway.stopping import stop_on_signals
 from gateway.types import ASGIApp, Message
 
 logger = logging.getLogger("gateway.worker")
@@ -154,21 +154,12 @@ class Worker:
     async def arun(self, shutdown_timeout: float = 10.0) -> None:
         """Serve until SIGINT/SIGTERM (in the main thread) or :meth:`request_stop`."""
         self._stop_requested = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        with stop_on_signals(self._stop_requested):
             try:
-                loop.add_signal_handler(sig, self._stop_requested.set)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-                pass
-        try:
-            await self.start()
-            await self._stop_requested.wait()
-        finally:
-            await self.stop(shutdown_timeout)
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+                await self.start()
+                await self._stop_requested.wait()
+            finally:
+                await self.stop(shutdown_timeout)
 
     def run(self) -> None:
         """Serve in a new event loop until SIGINT/SIGTERM (what ``runworker`` calls)."""

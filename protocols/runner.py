@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Self
 
+from gateway.stopping import stop_on_signals
 from protocols.service import Service
 
 logger = logging.getLogger("gateway.server")
@@ -111,31 +111,22 @@ class ServiceGroup:
         becomes :class:`ServiceStartError`.
         """
         stop_event = stop_event or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop_event.set)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
-                pass
         running: list[Service] = []
-        try:
-            for service in self.services:
-                try:
-                    await service.start()
-                except OSError as exc:
-                    raise ServiceStartError(service.name, exc) from exc
-                running.append(service)
-                logger.info("%s started", service.name)
-            if started is not None:
-                started()
-            await stop_event.wait()
-            logger.info("shutting down (at most %gs)", shutdown_timeout)
-        finally:
-            await stop_all(running, shutdown_timeout)
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+        with stop_on_signals(stop_event):
+            try:
+                for service in self.services:
+                    try:
+                        await service.start()
+                    except OSError as exc:
+                        raise ServiceStartError(service.name, exc) from exc
+                    running.append(service)
+                    logger.info("%s started", service.name)
+                if started is not None:
+                    started()
+                await stop_event.wait()
+                logger.info("shutting down (at most %gs)", shutdown_timeout)
+            finally:
+                await stop_all(running, shutdown_timeout)
 
 
 async def stop_all(services: Sequence[Service], timeout: float) -> None:
