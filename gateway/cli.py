@@ -15,9 +15,10 @@ adds the health heartbeat (:class:`protocols.health.HealthService`), checks for 
 first admin where the process serves the site, and prints the summary
 (:mod:`gateway.startup`) once every service has started.
 
-This module, the ``runserver`` command and the live-server test case are the only
-parts of ``gateway`` that import ``protocols``, and only to start servers. It is the
-only module that runs ``argparse``.
+The parts of ``gateway`` that import ``protocols`` are the launchers and nothing
+else: this module, the ``runserver`` and ``runworker`` commands, the worker's launcher
+(:mod:`gateway.worker_launcher`) and the live-server test case, and only to start
+servers. This is the only module that runs ``argparse``.
 """
 
 from __future__ import annotations

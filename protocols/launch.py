@@ -5,8 +5,10 @@ Every way a server starts goes through here:
 - ``gateway <web|mqtt|telegram|worker>`` (:func:`server_services`) and ``gateway run``
   (:func:`appliance_services`): :mod:`gateway.cli` parses the command line into each
   launcher's options and runs the :class:`~protocols.runner.ServiceGroup` returned;
-- ``manage.py runserver`` and the live-server test case (:func:`web_server`);
-- ``manage.py runworker`` (:func:`worker`).
+- ``manage.py runserver`` (:func:`web_server`, run by a ServiceGroup) and the
+  live-server test case (:func:`web_server`, run by a :class:`~protocols.runner.ServiceThread`);
+- ``manage.py runworker`` (:func:`worker`), which runs the worker with Channels'
+  ``Worker.run()`` hook.
 
 Each interface server contributes a *launcher* module (see :class:`Launcher`): its
 options as a frozen dataclass (one field per command-line flag, same defaults), the
