@@ -120,7 +120,6 @@ class MqttServer(Service):
         self.dynamic = DynamicSubscriptions()
         self.manager = InstanceManager(
             application,
-            scope_factory=self._make_scope,
             send_factory=self._make_send,
             terminal_message=lambda reason: dict(disconnect_event(reason)),
             idle_timeout=idle_timeout,
@@ -131,8 +130,10 @@ class MqttServer(Service):
             on_exit=self._instance_ended,
         )
         self._routes: OrderedDict[str, RouteMatch | None] = OrderedDict()
-        self._new_scopes: dict[Hashable, Scope] = {}
-        self._redeliver: RedeliveryQueue[Delivery] = RedeliveryQueue(LAYER_RETRY_DELAY)
+        #: Deliveries an ended instance never handled, with its scope for the next one.
+        self._redeliver: RedeliveryQueue[tuple[Delivery, Scope]] = RedeliveryQueue(
+            LAYER_RETRY_DELAY
+        )
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -250,8 +251,8 @@ class MqttServer(Service):
             if redeliver and (wait := redeliver.wait(loop.time())):
                 await asyncio.sleep(wait)
             while redeliver:
-                key, (message, handled) = redeliver.popleft()
-                await self._put(key, message, handled)
+                key, ((message, handled), scope) = redeliver.popleft()
+                await self._put(key, message, handled, scope)
             if not pending:
                 self._drained.set()
                 self._wakeup.clear()
@@ -286,24 +287,27 @@ class MqttServer(Service):
         delivered = False
         if match is not None:
             key = match.key
-            if key not in self.manager.instances:
-                scope = build_scope(
-                    match,
-                    role=self.link.role,
-                    mqtt_version=self.link.mqtt_version,
-                    broker=self.link.broker_info,
-                    client=incoming.client,
+            scope: Scope | None = None
+            if self.manager.live(key) is None:  # the key's first message (again)
+                scope = dict(
+                    build_scope(
+                        match,
+                        role=self.link.role,
+                        mqtt_version=self.link.mqtt_version,
+                        broker=self.link.broker_info,
+                        client=incoming.client,
+                    )
                 )
-                self._new_scopes[key] = dict(scope)
             message = dict(
                 event if event is not None else message_event(incoming, match.pattern.filter)
             )
-            await self._put(key, message, settlement.expect() if settlement is not None else None)
+            handled = settlement.expect() if settlement is not None else None
+            await self._put(key, message, handled, scope)
             delivered = True
         if event is None and self.dynamic.by_key:
             routed_key = match.key if match is not None else None
             for key, topic_filter in self.dynamic.matches(incoming.topic):
-                if key != routed_key and key in self.manager.instances:
+                if key != routed_key and self.manager.live(key) is not None:
                     handled = settlement.expect() if settlement is not None else None
                     await self._put(key, dict(message_event(incoming, topic_filter)), handled)
                     delivered = True
@@ -318,16 +322,22 @@ class MqttServer(Service):
                     self.stats.unroutable,
                 )
 
-    async def _put(self, key: Hashable, message: Message, handled: Handled | None = None) -> None:
-        """Queue ``message`` for ``key``'s instance (a fresh one if it ended), in order."""
-        instance = self.manager.get(key)
+    async def _put(
+        self,
+        key: Hashable,
+        message: Message,
+        handled: Handled | None = None,
+        scope: Scope | None = None,
+    ) -> None:
+        """Queue ``message`` for ``key``'s instance, in order; ``scope`` starts one if
+        none lives, and one that ends meanwhile is followed by one of its own scope."""
+        instance = self.manager.get(key, scope)
         while True:
             await instance.wait_for_room()
             if not instance.done:
                 instance.put_nowait(message, handled)
                 return
-            self._new_scopes.setdefault(key, dict(instance.scope))
-            instance = self.manager.get(key)
+            instance = self.manager.get(key, dict(instance.scope))
 
     def _put_soon(self, instance: ApplicationInstance, message: Message) -> None:
         """Queue a non-message event (link, ack) for a live instance, without blocking."""
@@ -354,9 +364,6 @@ class MqttServer(Service):
 
     # -- instances ----------------------------------------------------------
 
-    def _make_scope(self, key: Hashable) -> Scope:
-        return self._new_scopes.pop(key)
-
     def _instance_ended(self, key: Hashable, instance: ApplicationInstance) -> None:
         if instance.failed is not None:
             self.stats.consumer_errors += 1
@@ -373,8 +380,8 @@ class MqttServer(Service):
                 instance.in_hand[1]()
         if unread and not self._stopping:
             # What the instance never read goes to a fresh one, before anything newer.
-            self._new_scopes.setdefault(key, dict(instance.scope))
-            self._redeliver.add(key, unread)
+            scope = dict(instance.scope)
+            self._redeliver.add(key, [(delivery, scope) for delivery in unread])
             self._wakeup.set()
         if key in self.manager.instances:
             return  # a newer instance serves the key and owns its subscriptions
