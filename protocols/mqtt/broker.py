@@ -14,9 +14,10 @@ Three amqtt plugins (its plugin API, configured by dotted path) tie it to gatewa
   server, reports presence, and records when each client was last heard from.
 
 amqtt does not enforce keep-alive (amqtt#308): :meth:`BrokerLink._watch_connections`
-closes a connection silent for 1.5 times its keep-alive (MQTT 3.1.1 §3.1.2.10), which
-makes amqtt publish its Last Will (§3.1.2.5) and report it disconnected; it also ends
-sessions amqtt left connected after their connection ended.
+closes a connection silent for 1.5 times its keep-alive (MQTT 3.1.1 §3.1.2.10; who is
+overdue is :mod:`protocols.mqtt.liveness`'s answer), which makes amqtt publish its Last
+Will (§3.1.2.5) and report it disconnected; it also ends sessions amqtt left connected
+after their connection ended.
 
 amqtt speaks MQTT 3.1.1 only, acknowledges QoS 1/2 publishes itself on receipt,
 and fires plugin events as separate tasks (created in arrival order, so the
@@ -29,7 +30,6 @@ import asyncio
 import logging
 import os
 import socket
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +50,7 @@ from protocols.mqtt.door import Door, DoorLimits, Identity, Refused
 from protocols.mqtt.embedded import EmbeddedBroker
 from protocols.mqtt.link import LinkSink
 from protocols.mqtt.listeners import Listeners, ListenerSpec, TLSFiles
+from protocols.mqtt.liveness import Liveness
 
 logger = logging.getLogger("gateway.server.mqtt")
 
@@ -158,8 +159,7 @@ class BrokerLink:
         self._clients: set[str] = set()
         self._id = uuid.uuid4().hex
         self._sink: LinkSink | None = None
-        self._last_heard: dict[str, float] = {}
-        self._end_reason: dict[str, str] = {}
+        self._liveness = Liveness()
         self._paused = False
         self._monitor: asyncio.Task[None] | None = None
 
@@ -369,7 +369,7 @@ class BrokerLink:
         return Identity(getattr(session, _ACL_ATTRIBUTE, None))
 
     def ending(self, client_id: str, reason: str) -> None:
-        self._end_reason[client_id] = reason
+        self._liveness.ending(client_id, reason)
 
     async def hand_over(self, reader: ReaderAdapter, writer: WriterAdapter) -> None:
         assert self.broker is not None  # the door serves only while the broker runs
@@ -416,13 +416,12 @@ class BrokerLink:
         )
 
     def heard_from(self, client_id: str, packet: Any) -> None:
-        self._last_heard[client_id] = time.monotonic()
+        self._liveness.heard(client_id)
         if isinstance(packet, DisconnectPacket):
-            self._end_reason[client_id] = "disconnect"
+            self._liveness.ending(client_id, "disconnect")
 
     def client_connected(self, client_id: str, session: Any) -> None:
-        self._last_heard[client_id] = time.monotonic()
-        self._end_reason.pop(client_id, None)
+        self._liveness.connected(client_id)
         self._clients.add(client_id)
         if self._paused:
             self.pause_reading()
@@ -430,9 +429,8 @@ class BrokerLink:
         self._sink.presence(client_id, session.username, True, "connect")
 
     def client_disconnected(self, client_id: str, session: Any) -> None:
-        self._last_heard.pop(client_id, None)
         self._clients.discard(client_id)
-        reason = self._end_reason.pop(client_id, "lost")
+        reason = self._liveness.disconnected(client_id)
         assert self._sink is not None
         self._sink.presence(client_id, session.username, False, reason)
 
@@ -449,19 +447,18 @@ class BrokerLink:
             await asyncio.sleep(self.keepalive_check_interval)
             if self.broker is None:
                 continue
-            now = time.monotonic()
+            now = self._liveness.clock()
             for client_id, (session, handler) in list(self.broker.sessions.items()):
                 if session.transitions.state != "connected":
                     continue
-                heard = self._last_heard.get(client_id)
                 if _reader_ended(handler):
                     logger.debug("device %r: its connection ended unnoticed: closing", client_id)
-                elif heard is not None and 0 < session.keep_alive * 1.5 < now - heard:
+                elif self._liveness.overdue(client_id, session.keep_alive, now):
                     logger.info("device %r silent past its keep-alive: closing", client_id)
-                    self._end_reason[client_id] = "keepalive"
+                    self._liveness.ending(client_id, "keepalive")
                 else:
                     continue
-                self._last_heard.pop(client_id, None)
+                self._liveness.forget(client_id)
                 await handler.handle_connection_closed()
 
 
