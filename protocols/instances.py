@@ -47,6 +47,10 @@ Handled = Callable[[], None]
 Delivery = tuple[Message, Handled | None]
 
 
+class NoInstanceError(LookupError):
+    """A key has no live instance, and no scope came to start one."""
+
+
 class ApplicationInstance:
     """One running ASGI application instance and the queue that feeds it."""
 
@@ -154,8 +158,8 @@ class ApplicationInstance:
 class InstanceManager:
     """Keyed application instances with an idle timeout and a bound on their number.
 
-    ``dispatch(key, message)`` routes a message to the instance for ``key``,
-    creating it (through ``scope_factory`` and ``send_factory``) on first use. An
+    ``dispatch(key, message, scope=...)`` routes a message to the instance for
+    ``key``, creating it from ``scope`` (and ``send_factory``) when none lives. An
     instance idle for ``idle_timeout`` seconds, or the least recently used one
     when ``max_instances`` would be exceeded, receives ``terminal_message(reason)``
     and is given ``close_timeout`` seconds to finish before it is cancelled. The
@@ -168,7 +172,6 @@ class InstanceManager:
         self,
         application: ASGIApp,
         *,
-        scope_factory: Callable[[Hashable], Scope],
         send_factory: Callable[[Hashable, Scope], Send],
         terminal_message: Callable[[str], Message],
         idle_timeout: float | None = 300.0,
@@ -182,7 +185,6 @@ class InstanceManager:
         if max_instances < 1:
             raise ValueError("max_instances must be at least 1")
         self.application = application
-        self.scope_factory = scope_factory
         self.send_factory = send_factory
         self.terminal_message = terminal_message
         self.on_exit = on_exit
@@ -199,17 +201,29 @@ class InstanceManager:
     def __len__(self) -> int:
         return len(self.instances)
 
-    def get(self, key: Hashable) -> ApplicationInstance:
-        """The live instance for ``key``, created if needed (evicting the LRU one)."""
+    def live(self, key: Hashable) -> ApplicationInstance | None:
+        """The instance running for ``key``, if any (it does not count as a use)."""
+        instance = self.instances.get(key)
+        return None if instance is None or instance.done else instance
+
+    def get(self, key: Hashable, scope: Scope | None = None) -> ApplicationInstance:
+        """The live instance for ``key``, else a new one of ``scope`` (evicting the LRU one).
+
+        ``scope`` is read only when no instance lives for ``key``; then it is
+        required, and :class:`NoInstanceError` is raised without it.
+        """
         instance = self.instances.get(key)
         if instance is not None and not instance.done:
             self.instances.move_to_end(key)
             return instance
+        if scope is None:
+            raise NoInstanceError(
+                f"{self.name} {key!r} has no live instance and no scope came to start one"
+            )
         while len(self.instances) >= self.max_instances:
             old_key = next(iter(self.instances))
             logger.info("%s %r evicted: more than %d live", self.name, old_key, self.max_instances)
             self._close_in_background(old_key, "evicted")
-        scope = self.scope_factory(key)
         instance = ApplicationInstance(
             self.application,
             scope,
@@ -223,9 +237,14 @@ class InstanceManager:
         self._ensure_sweeper()
         return instance
 
-    async def dispatch(self, key: Hashable, message: Message) -> ApplicationInstance:
-        """Feed ``message`` to ``key``'s instance, waiting while its queue is full."""
-        instance = self.get(key)
+    async def dispatch(
+        self, key: Hashable, message: Message, *, scope: Scope | None = None
+    ) -> ApplicationInstance:
+        """Feed ``message`` to ``key``'s instance, waiting while its queue is full.
+
+        ``scope`` starts the instance if none lives (see :meth:`get`).
+        """
+        instance = self.get(key, scope)
         await instance.put(message)
         return instance
 

@@ -10,7 +10,8 @@ moves its bytes on the loop; this module owns the connection's life:
 - QoS 1/2 messages are acknowledged manually, once the server has queued them
   for their instance (paho ``manual_ack_set``), never on an older connection;
 - MQTT 5 by default, falling back to 3.1.1 when the broker refuses the version
-  (CONNACK 0x01, 3.1.1 §3.2.2.3), e.g. the embedded amqtt broker.
+  (CONNACK 0x01, 3.1.1 §3.2.2.3), e.g. the embedded amqtt broker; what CONNECT
+  asks for and what a CONNACK means are :mod:`protocols.mqtt.bridge_connect`'s.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -26,15 +26,20 @@ from typing import Any
 import paho.mqtt.client as paho
 from django.core.exceptions import ImproperlyConfigured
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.backoff import Backoff
-from gateway.mqtt.codes import ConnackReason, ReturnCode, SubackCode
+from gateway.mqtt.codes import SubackCode
 from gateway.mqtt.events import BrokerInfo, Incoming, Publish, Role, link_event
 from gateway.startup import Summary, is_loopback
 from gateway.topics import SHARE_PREFIX
+from protocols.mqtt.bridge_connect import (
+    Connack,
+    client_settings,
+    connect_settings,
+    read_connack,
+    tls_context,
+)
 from protocols.mqtt.config import BridgeConfig
 from protocols.mqtt.link import LinkSink
 from protocols.mqtt.paholoop import PahoSocket
@@ -43,19 +48,6 @@ from protocols.mqtt.properties import properties_from_dict, properties_to_dict
 logger = logging.getLogger("gateway.server.mqtt")
 
 MAX_QUEUED = 10_000
-#: CONNACK refusals of the protocol version: 3.1.1 and 5.0 (fall back to 3.1.1).
-_WRONG_VERSION = frozenset(
-    {ReturnCode.UNACCEPTABLE_PROTOCOL_VERSION, ConnackReason.UNSUPPORTED_PROTOCOL_VERSION}
-)
-#: CONNACK refusals of the credentials, 3.1.1 and 5.0 (a PermissionError).
-_BAD_CREDENTIALS = frozenset(
-    {
-        ReturnCode.BAD_USERNAME_OR_PASSWORD,
-        ReturnCode.NOT_AUTHORIZED,
-        ConnackReason.BAD_USERNAME_OR_PASSWORD,
-        ConnackReason.NOT_AUTHORIZED,
-    }
-)
 
 
 class BridgeLink:
@@ -96,26 +88,19 @@ class BridgeLink:
     # -- paho client --------------------------------------------------------
 
     def _make_client(self) -> paho.Client:
-        v5 = self.mqtt_version == "5.0"
-        persistent = self.config.client_id is not None
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-            clean_session=None if v5 else not persistent,
             reconnect_on_failure=False,
+            **client_settings(self.config, self.mqtt_version),
         )
         client.manual_ack_set(True)
         client.max_queued_messages_set(MAX_QUEUED)
         client.max_inflight_messages_set(100)
         if self.config.username is not None:
             client.username_pw_set(self.config.username, self.config.password)
-        if self.config.tls:
-            context = ssl.create_default_context(cafile=self.config.ca_certs)
-            if self.config.certfile:
-                context.load_cert_chain(self.config.certfile, self.config.keyfile)
-            if self.config.insecure:
-                context.check_hostname = False
+        context = tls_context(self.config)
+        if context is not None:
             client.tls_set_context(context)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -127,20 +112,8 @@ class BridgeLink:
 
     def _connect_blocking(self, client: paho.Client) -> None:
         """TCP + TLS + CONNECT, in a worker thread (never on the event loop)."""
-        properties = None
-        if self.mqtt_version == "5.0" and self.config.client_id is not None:
-            properties = Properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = 3600
         client.connect(
-            self.config.host,
-            self.config.port,
-            keepalive=self.config.keepalive,
-            clean_start=(
-                self.config.client_id is None
-                if self.mqtt_version == "5.0"
-                else paho.MQTT_CLEAN_START_FIRST_ONLY
-            ),
-            properties=properties,
+            self.config.host, self.config.port, **connect_settings(self.config, self.mqtt_version)
         )
 
     # -- Link ---------------------------------------------------------------
@@ -191,14 +164,15 @@ class BridgeLink:
         except (OSError, TimeoutError, ValueError) as exc:
             self._socket.drop()
             return exc if not isinstance(exc, TimeoutError) else ConnectionError("no CONNACK")
-        if reason.is_failure:
+        verdict = read_connack(reason, self.mqtt_version)
+        if verdict is not Connack.ACCEPTED:
             self._socket.drop()
-            if reason.value in _WRONG_VERSION and self.mqtt_version == "5.0":
+            if verdict is Connack.OLDER_VERSION:
                 logger.info("%s speaks MQTT 3.1.1 only", self.config.safe_url())
                 self.mqtt_version = "3.1.1"
                 await self._close_client()  # a new client speaks the other version
                 return ConnectionError("retrying with MQTT 3.1.1")
-            if reason.value in _BAD_CREDENTIALS:
+            if verdict is Connack.BAD_CREDENTIALS:
                 return PermissionError(f"the broker refused the credentials ({reason})")
             return ConnectionError(f"the broker refused the connection ({reason})")
         self.connected = True

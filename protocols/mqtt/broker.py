@@ -4,19 +4,17 @@ Devices reach amqtt through the door (:mod:`protocols.mqtt.door`: limits, creden
 checked by :class:`~gateway.devices.authenticator.DeviceAuthenticator`, the Will
 against the ACL, client id ownership and takeover) on the sockets of
 :mod:`protocols.mqtt.listeners`; amqtt binds none itself (an ``external`` listener).
-Three amqtt plugins (its plugin API, configured by dotted path) tie it to gateway:
-
-- :class:`DeviceAuthPlugin` lets in what the door admitted and remembers each
-  session's topic ACL;
-- :class:`DeviceTopicPlugin` applies that ACL to every PUBLISH, SUBSCRIBE and
-  delivery (a device may only use its own topics);
-- :class:`GatewayEventsPlugin` hands every message the broker accepted to the
-  server, reports presence, and records when each client was last heard from.
+Three amqtt plugins (:mod:`protocols.mqtt.broker_plugins`) carry amqtt's calls to
+the link: it lets in what the door admitted and remembers each session's topic ACL,
+applies that ACL to every PUBLISH, SUBSCRIBE and delivery (a device may only use its
+own topics), hands every message the broker accepted to the server, reports
+presence, and records when each client was last heard from.
 
 amqtt does not enforce keep-alive (amqtt#308): :meth:`BrokerLink._watch_connections`
-closes a connection silent for 1.5 times its keep-alive (MQTT 3.1.1 §3.1.2.10), which
-makes amqtt publish its Last Will (§3.1.2.5) and report it disconnected; it also ends
-sessions amqtt left connected after their connection ended.
+closes a connection silent for 1.5 times its keep-alive (MQTT 3.1.1 §3.1.2.10; who is
+overdue is :mod:`protocols.mqtt.liveness`'s answer), which makes amqtt publish its Last
+Will (§3.1.2.5) and report it disconnected; it also ends sessions amqtt left connected
+after their connection ended.
 
 amqtt speaks MQTT 3.1.1 only, acknowledges QoS 1/2 publishes itself on receipt,
 and fires plugin events as separate tasks (created in arrival order, so the
@@ -29,15 +27,12 @@ import asyncio
 import logging
 import os
 import socket
-import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.contexts import Action
 from amqtt.mqtt.disconnect import DisconnectPacket
-from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 from django.core.exceptions import ImproperlyConfigured
 
 from gateway.devices.acl import DeviceACL
@@ -45,15 +40,16 @@ from gateway.devices.authenticator import DeviceAuthenticator, Refusal
 from gateway.mqtt.codes import ReturnCode
 from gateway.mqtt.events import BrokerInfo, Incoming, Publish, Role
 from gateway.startup import Summary, all_interfaces, is_loopback
+from protocols.mqtt import broker_plugins
 from protocols.mqtt.connect import Connect
 from protocols.mqtt.door import Door, DoorLimits, Identity, Refused
 from protocols.mqtt.embedded import EmbeddedBroker
 from protocols.mqtt.link import LinkSink
 from protocols.mqtt.listeners import Listeners, ListenerSpec, TLSFiles
+from protocols.mqtt.liveness import Liveness
 
 logger = logging.getLogger("gateway.server.mqtt")
 
-_LINKS: dict[str, BrokerLink] = {}
 _ACL_ATTRIBUTE = "gateway_acl"
 #: amqtt's one listener: connections arrive from the door (``external_connected``).
 _LISTENER = "default"
@@ -66,47 +62,6 @@ _REFUSAL_CODES = {
     Refusal.THROTTLED: ReturnCode.SERVER_UNAVAILABLE,
     Refusal.BUSY: ReturnCode.SERVER_UNAVAILABLE,
 }
-
-
-class _LinkedPlugin:
-    """Finds the :class:`BrokerLink` a plugin instance belongs to (by its config)."""
-
-    config: Any
-
-    @dataclass
-    class Config:
-        link: str = ""
-
-    @property
-    def link(self) -> BrokerLink:
-        return _LINKS[self.config.link]
-
-
-class DeviceAuthPlugin(_LinkedPlugin, BaseAuthPlugin):
-    async def authenticate(self, *, session: Any) -> bool:
-        return self.link.admitted(session)
-
-
-class DeviceTopicPlugin(_LinkedPlugin, BaseTopicPlugin):
-    async def topic_filtering(
-        self, *, session: Any = None, topic: str | None = None, action: Action | None = None
-    ) -> bool:
-        return self.link.allowed(session, topic, action)
-
-
-class GatewayEventsPlugin(_LinkedPlugin, BasePlugin):
-    async def on_broker_message_broadcast(self, *, client_id: str, message: Any) -> None:
-        self.link.message_accepted(client_id, message)
-
-    async def on_broker_client_connected(self, *, client_id: str, client_session: Any) -> None:
-        self.link.client_connected(client_id, client_session)
-
-    async def on_broker_client_disconnected(self, *, client_id: str, client_session: Any) -> None:
-        self.link.client_disconnected(client_id, client_session)
-
-    async def on_mqtt_packet_received(self, *, packet: Any, session: Any = None) -> None:
-        if session is not None and session.client_id:
-            self.link.heard_from(session.client_id, packet)
 
 
 class BrokerLink:
@@ -158,29 +113,22 @@ class BrokerLink:
         self._clients: set[str] = set()
         self._id = uuid.uuid4().hex
         self._sink: LinkSink | None = None
-        self._last_heard: dict[str, float] = {}
-        self._end_reason: dict[str, str] = {}
+        self._liveness = Liveness()
         self._paused = False
         self._monitor: asyncio.Task[None] | None = None
-
-    def _config(self) -> dict[str, Any]:
-        plugin = {"link": self._id}
-        return {
-            "listeners": {_LISTENER: {"type": "external", "bind": "door"}},
-            "timeout_disconnect_delay": 0,
-            "plugins": {
-                f"{__name__}.DeviceAuthPlugin": plugin,
-                f"{__name__}.DeviceTopicPlugin": plugin,
-                f"{__name__}.GatewayEventsPlugin": plugin,
-            },
-        }
 
     # -- Link ---------------------------------------------------------------
 
     async def start(self, sink: LinkSink) -> None:
         self._sink = sink
-        _LINKS[self._id] = self
-        self.broker = EmbeddedBroker(self._config())
+        plugins = broker_plugins.register(self._id, self)
+        self.broker = EmbeddedBroker(
+            {
+                "listeners": {_LISTENER: {"type": "external", "bind": "door"}},
+                "timeout_disconnect_delay": 0,
+                "plugins": plugins,
+            }
+        )
         await self.broker.start()
         try:
             await self._listen()
@@ -241,7 +189,7 @@ class BrokerLink:
             await self._shut_down_broker(self.broker)
         await self._listeners.close()
         self.authenticator.close()
-        _LINKS.pop(self._id, None)
+        broker_plugins.unregister(self._id)
 
     async def _shut_down_broker(self, broker: EmbeddedBroker) -> None:
         """amqtt's shutdown, within :data:`SHUTDOWN_GRACE` seconds twice over.
@@ -369,7 +317,7 @@ class BrokerLink:
         return Identity(getattr(session, _ACL_ATTRIBUTE, None))
 
     def ending(self, client_id: str, reason: str) -> None:
-        self._end_reason[client_id] = reason
+        self._liveness.ending(client_id, reason)
 
     async def hand_over(self, reader: ReaderAdapter, writer: WriterAdapter) -> None:
         assert self.broker is not None  # the door serves only while the broker runs
@@ -416,13 +364,12 @@ class BrokerLink:
         )
 
     def heard_from(self, client_id: str, packet: Any) -> None:
-        self._last_heard[client_id] = time.monotonic()
+        self._liveness.heard(client_id)
         if isinstance(packet, DisconnectPacket):
-            self._end_reason[client_id] = "disconnect"
+            self._liveness.ending(client_id, "disconnect")
 
     def client_connected(self, client_id: str, session: Any) -> None:
-        self._last_heard[client_id] = time.monotonic()
-        self._end_reason.pop(client_id, None)
+        self._liveness.connected(client_id)
         self._clients.add(client_id)
         if self._paused:
             self.pause_reading()
@@ -430,9 +377,8 @@ class BrokerLink:
         self._sink.presence(client_id, session.username, True, "connect")
 
     def client_disconnected(self, client_id: str, session: Any) -> None:
-        self._last_heard.pop(client_id, None)
         self._clients.discard(client_id)
-        reason = self._end_reason.pop(client_id, "lost")
+        reason = self._liveness.disconnected(client_id)
         assert self._sink is not None
         self._sink.presence(client_id, session.username, False, reason)
 
@@ -449,19 +395,18 @@ class BrokerLink:
             await asyncio.sleep(self.keepalive_check_interval)
             if self.broker is None:
                 continue
-            now = time.monotonic()
+            now = self._liveness.clock()
             for client_id, (session, handler) in list(self.broker.sessions.items()):
                 if session.transitions.state != "connected":
                     continue
-                heard = self._last_heard.get(client_id)
                 if _reader_ended(handler):
                     logger.debug("device %r: its connection ended unnoticed: closing", client_id)
-                elif heard is not None and 0 < session.keep_alive * 1.5 < now - heard:
+                elif self._liveness.overdue(client_id, session.keep_alive, now):
                     logger.info("device %r silent past its keep-alive: closing", client_id)
-                    self._end_reason[client_id] = "keepalive"
+                    self._liveness.ending(client_id, "keepalive")
                 else:
                     continue
-                self._last_heard.pop(client_id, None)
+                self._liveness.forget(client_id)
                 await handler.handle_connection_closed()
 
 

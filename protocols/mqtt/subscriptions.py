@@ -1,6 +1,6 @@
 """Dynamic subscriptions: the filters instances subscribed to with ``mqtt.subscribe``.
 
-Pure, no I/O; the server (:mod:`protocols.mqtt.server`) routes a message to every
+Pure, no I/O; the dispatcher (:mod:`protocols.mqtt.dispatch`) routes a message to every
 route key whose dynamic filter matches it, besides its route (docs/specs/mqtt.md).
 """
 

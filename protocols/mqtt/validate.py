@@ -44,24 +44,29 @@ def _acknowledgement(packet: Packet) -> None:
     fields.expect_end()
 
 
-def _subscribe(packet: Packet) -> None:
-    fields = Cursor(packet.body, "SUBSCRIBE")
-    _packet_id(fields)
-    if fields.at_end:
-        raise MalformedPacket("SUBSCRIBE: no topic filter (§3.8.3-3)")
-    while not fields.at_end:
-        _topic_filter(fields)
-        if fields.u8("requested QoS") > 2:
-            raise MalformedPacket("SUBSCRIBE: a requested QoS above 2 or reserved bits (§3.8.3-4)")
+def _filter_list(
+    name: str, section: str, each: Callable[[Cursor], None] | None = None
+) -> Callable[[Packet], None]:
+    """The body check of a SUBSCRIBE or UNSUBSCRIBE: a packet identifier, then at
+    least one topic filter (``section`` requires one), each followed by what ``each``
+    reads."""
+
+    def check(packet: Packet) -> None:
+        fields = Cursor(packet.body, name)
+        _packet_id(fields)
+        if fields.at_end:
+            raise MalformedPacket(f"{name}: no topic filter ({section})")
+        while not fields.at_end:
+            _topic_filter(fields)
+            if each is not None:
+                each(fields)
+
+    return check
 
 
-def _unsubscribe(packet: Packet) -> None:
-    fields = Cursor(packet.body, "UNSUBSCRIBE")
-    _packet_id(fields)
-    if fields.at_end:
-        raise MalformedPacket("UNSUBSCRIBE: no topic filter (§3.10.3-2)")
-    while not fields.at_end:
-        _topic_filter(fields)
+def _requested_qos(fields: Cursor) -> None:
+    if fields.u8("requested QoS") > 2:
+        raise MalformedPacket("SUBSCRIBE: a requested QoS above 2 or reserved bits (§3.8.3-4)")
 
 
 def _topic_filter(fields: Cursor) -> None:
@@ -82,8 +87,8 @@ _RULES: dict[int, tuple[int | None, Callable[[Packet], None]]] = {
     PacketType.PUBREC: (0, _acknowledgement),
     PacketType.PUBREL: (0b0010, _acknowledgement),
     PacketType.PUBCOMP: (0, _acknowledgement),
-    PacketType.SUBSCRIBE: (0b0010, _subscribe),
-    PacketType.UNSUBSCRIBE: (0b0010, _unsubscribe),
+    PacketType.SUBSCRIBE: (0b0010, _filter_list("SUBSCRIBE", "§3.8.3-3", _requested_qos)),
+    PacketType.UNSUBSCRIBE: (0b0010, _filter_list("UNSUBSCRIBE", "§3.10.3-2")),
     PacketType.PINGREQ: (0, _empty),
     PacketType.DISCONNECT: (0, _empty),
 }

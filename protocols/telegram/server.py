@@ -29,7 +29,6 @@ from gateway.startup import Summary
 from gateway.telegram.events import (
     ApiCall,
     BotIdentity,
-    Conversation,
     ConversationKey,
     Transport,
     build_scope,
@@ -121,7 +120,6 @@ class BotRunner:
         self.identity = BotIdentity(0, "")
         self.manager = InstanceManager(
             self._restarting(application),
-            scope_factory=self._scope,
             send_factory=self._send_for,
             terminal_message=lambda reason: dict(disconnect_event(reason)),
             idle_timeout=options.idle_timeout,
@@ -130,7 +128,6 @@ class BotRunner:
             close_timeout=options.close_timeout,
             name="telegram conversation",
         )
-        self._opening: tuple[Conversation, Transport] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         #: Updates taken in, and Bot API calls made for the application, since start.
@@ -239,18 +236,11 @@ class BotRunner:
             logger.info(
                 "%s: update %s of unknown kind %r", self.name, event["update_id"], event["kind"]
             )
-        self._opening = (conversation, transport)
-        try:
-            await self.manager.dispatch(conversation.key, event)
-        finally:
-            self._opening = None
-
-    def _scope(self, key: Hashable) -> Scope:
-        # Called synchronously by manager.dispatch -> get, right after _opening was set.
-        assert self._opening is not None
-        conversation, transport = self._opening
-        assert conversation.key == key
-        return dict(build_scope(self.identity, conversation, transport))
+        key = conversation.key
+        scope = None
+        if self.manager.live(key) is None:  # the first update of the conversation (again)
+            scope = dict(build_scope(self.identity, conversation, transport))
+        await self.manager.dispatch(key, event, scope=scope)
 
     async def _poll(self) -> None:
         """Long-poll ``getUpdates``; confirm an update only once it is queued (spec §6)."""

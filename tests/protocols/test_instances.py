@@ -6,8 +6,10 @@ import asyncio
 from collections.abc import Hashable
 from typing import Any
 
+import pytest
+
 from gateway.types import Message, Receive, Scope, Send
-from protocols.instances import ApplicationInstance, Delivery, InstanceManager
+from protocols.instances import ApplicationInstance, Delivery, InstanceManager, NoInstanceError
 
 WAIT = 5.0
 
@@ -42,12 +44,16 @@ def manager(log: asyncio.Queue[tuple[Any, Message]], **options: Any) -> Instance
     def send_factory(key: Hashable, scope: Scope) -> Send:
         return send
 
-    return InstanceManager(
-        recording_app(log),
-        scope_factory=lambda key: {"type": "test", "key": key},
-        send_factory=send_factory,
-        **options,
-    )
+    return InstanceManager(recording_app(log), send_factory=send_factory, **options)
+
+
+def scope(key: Hashable) -> Scope:
+    return {"type": "test", "key": key}
+
+
+async def dispatch(instances: InstanceManager, key: Hashable, message: Message) -> None:
+    """Dispatch as a server does: with the scope for the key's first message."""
+    await instances.dispatch(key, message, scope=scope(key))
 
 
 async def take(log: asyncio.Queue[tuple[Any, Message]]) -> tuple[Any, Message]:
@@ -70,13 +76,13 @@ async def test_reason_aware_terminal_message_for_idle_evicted_and_shutdown() -> 
         max_instances=2,
         clock=clock,
     )
-    await instances.dispatch("a", {"type": "test.event", "n": 1})
-    await instances.dispatch("b", {"type": "test.event", "n": 2})
+    await dispatch(instances, "a", {"type": "test.event", "n": 1})
+    await dispatch(instances, "b", {"type": "test.event", "n": 2})
     assert [await take(log) for _ in range(2)] == [
         ("a", {"type": "test.event", "n": 1}),
         ("b", {"type": "test.event", "n": 2}),
     ]
-    await instances.dispatch("c", {"type": "test.event", "n": 3})  # evicts "a", the LRU
+    await dispatch(instances, "c", {"type": "test.event", "n": 3})  # evicts "a", the LRU
     assert await take_two(log) == [
         ("a", {"type": "test.disconnect", "reason": "evicted"}),
         ("c", {"type": "test.event", "n": 3}),
@@ -87,7 +93,7 @@ async def test_reason_aware_terminal_message_for_idle_evicted_and_shutdown() -> 
         ("b", {"type": "test.disconnect", "reason": "idle"}),
         ("c", {"type": "test.disconnect", "reason": "idle"}),
     ]
-    await instances.dispatch("d", {"type": "test.event", "n": 4})
+    await dispatch(instances, "d", {"type": "test.event", "n": 4})
     await take(log)
     await instances.shutdown()
     assert await take(log) == ("d", {"type": "test.disconnect", "reason": "shutdown"})
@@ -96,7 +102,7 @@ async def test_reason_aware_terminal_message_for_idle_evicted_and_shutdown() -> 
 async def test_zero_argument_terminal_message_still_works() -> None:
     log: asyncio.Queue[tuple[Any, Message]] = asyncio.Queue()
     instances = manager(log, terminal_message=lambda reason: {"type": "test.disconnect"})
-    await instances.dispatch("a", {"type": "test.event"})
+    await dispatch(instances, "a", {"type": "test.event"})
     await take(log)
     await instances.close("a")
     assert await take(log) == ("a", {"type": "test.disconnect"})
@@ -115,7 +121,7 @@ async def test_on_exit_reports_failures_and_drain_returns_unread_messages() -> N
     instances = manager(
         log, terminal_message=lambda reason: {"type": "test.disconnect"}, on_exit=on_exit
     )
-    instance = instances.get("k")
+    instance = instances.get("k", scope("k"))
     instance.put_nowait({"type": "test.boom"})
     instance.put_nowait({"type": "test.event", "n": "unread"})
     async with asyncio.timeout(WAIT):
@@ -163,7 +169,7 @@ async def test_a_message_the_app_raised_on_is_left_unhandled() -> None:
     log: asyncio.Queue[tuple[Any, Message]] = asyncio.Queue()
     handled: list[str] = []
     instances = manager(log, terminal_message=lambda reason: {"type": "test.disconnect"})
-    instance = instances.get("k")
+    instance = instances.get("k", scope("k"))
     instance.put_nowait({"type": "test.boom"}, lambda: handled.append("boom"))
     async with asyncio.timeout(WAIT):
         await instance.task
@@ -195,3 +201,46 @@ async def test_wait_for_room_returns_when_the_instance_reads_or_ends() -> None:
         await waiter
     await instance.close(None, 1)
     await instance.wait_for_room()  # an ended instance never blocks the caller
+
+
+async def test_the_scope_comes_with_the_first_message_and_starts_the_instance() -> None:
+    log: asyncio.Queue[tuple[Any, Message]] = asyncio.Queue()
+    instances = manager(log, terminal_message=lambda reason: {"type": "test.disconnect"})
+    assert instances.live("a") is None
+    first = await instances.dispatch("a", {"type": "test.event"}, scope={"type": "test", "key": 1})
+    assert await take(log) == (1, {"type": "test.event"})
+    assert instances.live("a") is first
+    # While the instance lives, a scope given with a later message is not read.
+    again = await instances.dispatch("a", {"type": "test.event"}, scope={"type": "test", "key": 2})
+    assert again is first
+    assert await take(log) == (1, {"type": "test.event"})
+    await instances.dispatch("a", {"type": "test.event"})  # no scope needed either
+    assert await take(log) == (1, {"type": "test.event"})
+    # Once it ended, the next message's scope starts a fresh instance.
+    await instances.dispatch("a", {"type": "test.disconnect"})
+    await take(log)
+    async with asyncio.timeout(WAIT):
+        await first.task
+    assert instances.live("a") is None
+    fresh = await instances.dispatch("a", {"type": "test.event"}, scope={"type": "test", "key": 3})
+    assert fresh is not first
+    assert await take(log) == (3, {"type": "test.event"})
+    await instances.shutdown()
+
+
+async def test_a_message_that_needs_a_new_instance_without_a_scope_is_refused() -> None:
+    log: asyncio.Queue[tuple[Any, Message]] = asyncio.Queue()
+    instances = manager(
+        log, terminal_message=lambda reason: {"type": "test.disconnect"}, max_instances=1
+    )
+    await dispatch(instances, "a", {"type": "test.event"})
+    await take(log)
+    with pytest.raises(NoInstanceError, match="instance 'b' has no live instance and no scope"):
+        await instances.dispatch("b", {"type": "test.event"})
+    with pytest.raises(NoInstanceError):
+        instances.get("b")
+    # Refused before anything changed: "a" was not evicted to make room for "b".
+    assert list(instances.instances) == ["a"]
+    assert instances.live("a") is not None
+    await instances.shutdown()
+    assert await take(log) == ("a", {"type": "test.disconnect"})
