@@ -26,5 +26,10 @@ def report_full_members(group: str, skipped: list[str], members: int) -> None:
 
 
 def report_dropped(channel: str, why: str) -> None:
-    """A message for ``channel`` was dropped on arrival in this process, for ``why``."""
-    _log.repeated(f"dropped: {why}", f"Channel {channel!r}: message dropped ({why})")
+    """A message for ``channel`` was dropped on arrival in this process, for ``why``.
+
+    Process-local channels are reported per family (one per layer and process), so
+    one layer's drops never hide another's.
+    """
+    family = channel[: channel.find("!") + 1]
+    _log.repeated(f"dropped {family}: {why}", f"Channel {channel!r}: message dropped ({why})")

@@ -9,7 +9,9 @@ What each operation costs (standalone Redis; see ``docs/redis.md``):
 * ``group_send``: one round trip whatever the group size on a single Redis without
   ``channel_capacity`` patterns (:data:`scripts.GROUP_SEND`), else two (read the
   members, then one script per shard or cluster slot, in parallel); either way each
-  member's capacity is honoured and the members that were full are reported.
+  member's capacity is honoured and the members that were full are reported. The
+  process-local members of one process cost one inbox entry, not one per member:
+  that process admits each of them within its capacity.
 """
 
 from __future__ import annotations
@@ -174,11 +176,15 @@ class RedisChannelLayer(BaseChannelLayer):
     def _shard(self, state: _LoopState, name: str) -> Shard:
         return state.shards[consistent_hash(name, len(state.shards))]
 
-    def _targets(self, channels: Sequence[str]) -> tuple[list[str], list[str | int], list[str]]:
+    def _targets(
+        self, channels: Sequence[str], *, group: bool = False
+    ) -> tuple[list[str], list[str | int], list[str]]:
         """Script keys and arguments delivering to ``channels`` (one shard and slot).
 
         Process-local members of one family become one target, so they share one
-        inbox entry. Also returns the channels in the order the script numbers them.
+        inbox entry; for a ``group`` message the receiving process admits each of
+        them within its capacity. Also returns the channels in the order the script
+        numbers them.
         """
         keys: list[str] = []
         args: list[str | int] = []
@@ -198,6 +204,10 @@ class RedisChannelLayer(BaseChannelLayer):
                 args += ("p", len(members), *members)
                 continue
             keys += (inbox_key(self.prefix, family), counts_key(self.prefix, family))
+            if group:
+                limit = max(self.get_capacity(member) for member in members)
+                args += ("g", len(members), limit, *members)
+                continue
             args += ("l", len(members))
             for member in members:
                 args += (member, self.get_capacity(member))
@@ -429,7 +439,8 @@ class RedisChannelLayer(BaseChannelLayer):
         """Deliver ``message`` to every member, each within its own capacity.
 
         Members that are full are skipped, counted in ``stats.dropped_full`` and
-        logged; the others still get the message.
+        logged; the others still get the message. For process-local members that
+        happens in the process that receives them, as the message arrives there.
         """
         self.require_valid_group_name(group)
         require_dict(message)
@@ -482,7 +493,7 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def _deliver_many(self, shard: Shard, channels: list[str], head: list[Any]) -> list[str]:
         """Deliver to ``channels`` (one shard, one slot) in one script call."""
-        keys, targets, order = self._targets(channels)
+        keys, targets, order = self._targets(channels, group=True)
         result = await self._script(shard, scripts.deliver, keys, [*head, *targets], message=True)
         self.stats.expired += int(result[0])
         return [order[int(index) - 1] for index in result[1:]]

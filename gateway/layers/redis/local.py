@@ -10,9 +10,15 @@ capacity. Counts are decremented in batches ("acks"): carried by the loop's next
 pop (same write), by this process's next send to the family, or else flushed by a
 background task.
 
-A ``group_send`` stores one inbox entry per family listing every member it was
-accepted for; the loop fans it out here, so a group message crosses the network once
-per receiving process, not once per member.
+A ``group_send`` stores one inbox entry per family listing its members, and the loop
+admits it here for each member within the member's capacity: a group message
+crosses the network, and costs Redis, once per receiving process, not once per
+member. The members it admitted are counted in Redis with the acks (net: a member
+that received it meanwhile costs nothing). A message sent to a member in the
+meantime was accepted against a count without them; should it find the member's
+buffer full, it takes the place of the newest group message buffered there, which
+that member is then counted as having missed: a full member misses group messages,
+never sent ones, and never holds more than its capacity.
 """
 
 from __future__ import annotations
@@ -93,12 +99,51 @@ class FamilyReceiver:
     def _deliver(self, entry: bytes) -> None:
         deadline, names, data = decode_entry(entry)
         channels = names.split(",")
+        if not channels[0]:  # ",a,b": a group message, admitted here
+            self._admit(deadline, channels[1:], data)
+            return
         payload = Payload(data, len(channels))
         for channel in channels:
-            if not self.mailboxes[channel].put((deadline, payload)):
+            mailbox = self.mailboxes[channel]
+            if mailbox.put((deadline, payload)):
+                continue
+            if self._evict_group_message(channel):
+                mailbox.put((deadline, payload))
+            else:
                 self.stats.dropped_full += 1
                 self._ack(channel)
                 report_dropped(channel, "over capacity; Redis lost its counts?")
+
+    def _admit(self, deadline: int, channels: list[str], data: bytes) -> None:
+        """Give a group message to each of ``channels`` that has room, and count it."""
+        payload = Payload(data, 0, group=True)
+        for channel in channels:
+            mailbox = self.mailboxes[channel]
+            if mailbox.put((deadline, payload)):
+                payload.shares += 1
+                self.pending_acks[channel] = self.pending_acks.get(channel, 0) - 1
+            else:
+                self.stats.dropped_full += 1
+                report_dropped(channel, f"at capacity ({mailbox.capacity}), group message")
+
+    def _evict_group_message(self, channel: str) -> bool:
+        """Drop the newest group message buffered for ``channel``; False if none is.
+
+        A sent message finding its channel full can only be due to group messages
+        admitted here that Redis had not counted yet when it accepted the send; the
+        newest buffered one is among them.
+        """
+        items = self.mailboxes[channel].items
+        for index in range(len(items) - 1, -1, -1):
+            payload = items[index][1]
+            if payload.group:
+                del items[index]
+                payload.shares -= 1
+                self._ack(channel)
+                self.stats.dropped_full += 1
+                report_dropped(channel, "at capacity, group message")
+                return True
+        return False
 
     def clear(self) -> None:
         """Forget buffered messages and pending acks (the layer was flushed)."""
@@ -117,8 +162,8 @@ class FamilyReceiver:
             self.ack_flush = asyncio.ensure_future(self._flush_acks())
 
     def take_acks(self) -> dict[str, int]:
-        """Pending acks (channel -> count), removed from the pending set."""
-        acks = self.pending_acks
+        """Pending acks (channel -> count, none zero), removed from the pending set."""
+        acks = {channel: count for channel, count in self.pending_acks.items() if count}
         self.pending_acks = {}
         return acks
 
@@ -146,8 +191,7 @@ class FamilyReceiver:
 
     async def _flush_acks(self) -> None:
         await asyncio.sleep(0)  # let a send in this turn carry the acks instead
-        while self.pending_acks:
-            acks = self.take_acks()
+        while acks := self.take_acks():
             confirmed = self._track()
             try:
                 await self._apply_acks(acks)
@@ -161,7 +205,9 @@ class FamilyReceiver:
     async def _apply_acks(self, acks: dict[str, int]) -> None:
         """Apply ``acks`` now, loading the script into Redis if it lacks it."""
         with translate_errors(self.shard.name):
-            await scripts.deliver.run(self.shard, [self.inbox, self.counts], _acks_only(acks))
+            await scripts.deliver.run(
+                self.shard, [self.inbox, self.counts], _acks_only(acks, self.ttl_ms)
+            )
 
     # The loop ---------------------------------------------------------------------
 
@@ -176,7 +222,8 @@ class FamilyReceiver:
             confirmed = self._track()
             if acks:
                 sha = scripts.deliver.sha
-                prelude.append(("EVALSHA", sha, 2, self.inbox, self.counts, *_acks_only(acks)))
+                args = _acks_only(acks, self.ttl_ms)
+                prelude.append(("EVALSHA", sha, 2, self.inbox, self.counts, *args))
             self.popping = True
             try:
                 if self.lease is None:
@@ -269,10 +316,14 @@ class FamilyReceiver:
 
 
 def pack_acks(acks: dict[str, int]) -> str:
-    """``acks`` as :data:`scripts.DELIVER` takes them: one ``channel=count,...`` argument."""
-    return ",".join(f"{channel}={count}" for channel, count in acks.items())
+    """``acks`` as :data:`scripts.DELIVER` takes them: one ``channel=count,...`` argument.
+
+    A count is what to take off the channel's count in Redis (negative for group
+    messages admitted and not received yet); zeros are left out.
+    """
+    return ",".join(f"{channel}={count}" for channel, count in acks.items() if count)
 
 
-def _acks_only(acks: dict[str, int]) -> list[Any]:
+def _acks_only(acks: dict[str, int], ttl_ms: int) -> list[Any]:
     """:data:`scripts.DELIVER` arguments that apply ``acks`` and deliver nothing."""
-    return [0, 0, b"", b"", pack_acks(acks)]
+    return [0, ttl_ms, b"", b"", pack_acks(acks)]

@@ -70,11 +70,13 @@ class Payload:
     never copied.
     """
 
-    __slots__ = ("data", "message", "shares")
+    __slots__ = ("data", "group", "message", "shares")
 
-    def __init__(self, data: bytes, shares: int) -> None:
+    def __init__(self, data: bytes, shares: int, *, group: bool = False) -> None:
         self.data = data
         self.shares = shares
+        #: A group message this process admitted (see ``FamilyReceiver``).
+        self.group = group
         self.message: Message | None = None
 
     def decode(self, serializer: Any) -> Message:

@@ -57,6 +57,57 @@ local function to_family(inbox, counts, channels, caps, deadline, body, ttl)
   end
 end
 
+-- Apply a receiving process's net counts, packed as 'channel=n,...': n messages
+-- taken off the channel (received, expired, dropped) less the group messages it
+-- admitted there (so n may be negative). One HMGET, one HSET and one HDEL per
+-- slice, not one call per channel; counts that reach zero are removed.
+local function apply_acks(counts, packed, ttl)
+  local channels, taken = {}, {}
+  for channel, count in string.gmatch(packed, '([^,=]+)=(%-?%d+)') do
+    channels[#channels + 1] = channel
+    taken[#taken + 1] = tonumber(count)
+  end
+  if #channels > 8 then
+    -- A small hash is a flat list (listpack) that every field lookup scans, so one
+    -- HMGET of a family's channels would cost their number squared. A value longer
+    -- than hash-max-listpack-value (64 by default) makes Redis keep it a hash table;
+    -- '~' is no valid channel name.
+    redis.call('HSETNX', counts, '~', string.rep('~', 65))
+  end
+  for first = 1, #channels, 500 do
+    local last = math.min(first + 499, #channels)
+    local current = redis.call('HMGET', counts, unpack(channels, first, last))
+    local left, gone = {}, {}
+    for i = first, last do
+      local n = (tonumber(current[i - first + 1]) or 0) - taken[i]
+      if n > 0 then
+        left[#left + 1] = channels[i]
+        left[#left + 1] = n
+      else
+        gone[#gone + 1] = channels[i]
+      end
+    end
+    if #left > 0 then
+      redis.call('HSET', counts, unpack(left))
+      redis.call('PEXPIRE', counts, ttl)
+    end
+    if #gone > 0 then redis.call('HDEL', counts, unpack(gone)) end
+  end
+end
+
+-- Offer a group message to process-local members of one family: ONE inbox entry
+-- for all of them, its member list marked by a leading comma. The receiving
+-- process admits each member within its capacity (and counts it back here with its
+-- acks), so the cost here does not grow with the members. False when the inbox
+-- already holds ``limit`` unread entries: that process is not reading, and nobody
+-- there gets the message.
+local function group_to_family(inbox, csv, deadline, body, ttl, limit)
+  if redis.call('LLEN', inbox) >= limit then return false end
+  redis.call('RPUSH', inbox, deadline .. ',' .. csv .. '\\n' .. body)
+  redis.call('PEXPIRE', inbox, ttl)
+  return true
+end
+
 local function publish_family(topic, csv, deadline, body)
   redis.call('PUBLISH', topic, deadline .. csv .. '\\n' .. body)
 end
@@ -89,18 +140,15 @@ end
 #: keeps a receive loop's ack batch cheap to encode), then the targets: a normal
 #: channel is ("n", channel, capacity) and uses one key (its list); a process-local
 #: family is ("l", m, channel1, capacity1, ...) and uses two keys (family inbox,
-#: family counts), or, published, ("p", m, channel1, ..., channelm) and one key: the
-#: topic. (Published through a key so a cluster always
+#: family counts), for a group message ("g", m, limit, channel1, ..., channelm) with
+#: the same two keys (admitted by the receiving process), or, published, ("p", m,
+#: channel1, ..., channelm) and one key: the topic. (Published through a key so a cluster always
 #: runs it on the same node: publishes from one node reach subscribers in order.)
 DELIVER = (
     _DELIVERY_FUNCTIONS
     + """
 local now, ttl, deadline, body = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
-for channel, count in string.gmatch(ARGV[5], '([^,=]+)=(%d+)') do
-  if redis.call('HINCRBY', KEYS[2], channel, -tonumber(count)) <= 0 then
-    redis.call('HDEL', KEYS[2], channel)
-  end
-end
+apply_acks(KEYS[2], ARGV[5], ttl)
 local a, k = 6, 1
 while a <= #ARGV do
   if ARGV[a] == 'l' then
@@ -111,6 +159,15 @@ while a <= #ARGV do
     end
     a = a + 2 + 2 * #channels
     to_family(KEYS[k], KEYS[k + 1], channels, caps, deadline, body, ttl)
+    k = k + 2
+  elseif ARGV[a] == 'g' then
+    local count, limit = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local csv = table.concat(ARGV, ',', a + 3, a + 2 + count)
+    if not group_to_family(KEYS[k], csv, deadline, body, ttl, limit) then
+      for i = 1, count do result[#result + 1] = member + i end
+    end
+    member = member + count
+    a = a + 3 + count
     k = k + 2
   elseif ARGV[a] == 'p' then
     local count = tonumber(ARGV[a + 1])
@@ -172,8 +229,9 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 #: group_send in one round trip, for a single standalone Redis whose layer has no
 #: per-channel capacity patterns (every member has the default capacity). It
 #: derives member keys itself, which standalone Redis allows; sharded and cluster
-#: deployments use GROUP_MEMBERS + DELIVER instead. Published (ARGV[8] == "p"), a
-#: whole process-local family costs one PUBLISH, whatever its number of members.
+#: deployments use GROUP_MEMBERS + DELIVER instead. A whole process-local family
+#: costs one inbox entry (or, published: ARGV[8] == "p", one PUBLISH), whatever its
+#: number of members.
 #: ARGV: now ms, key TTL ms, deadline, payload, oldest valid join time, key prefix,
 #: capacity, "p" or "l". Returns {expired entries trimmed, number of members,
 #: names of the members that were full...}.
@@ -224,14 +282,12 @@ for i = 1, #index, 2 do
   elseif publish then
     -- Never full here (the receiving process enforces capacity): not numbered.
     publish_family(prefix .. ':{' .. family .. '}:q', csv, deadline, body)
-  else
-    local channels, caps = split(csv), {}
-    for j = 1, #channels do
-      caps[j] = cap
-      offered[#offered + 1] = channels[j]
+  elseif not group_to_family(prefix .. ':{' .. family .. '}:q', csv, deadline, body, ttl, cap) then
+    for _, channel in ipairs(split(csv)) do
+      member = member + 1
+      offered[#offered + 1] = channel
+      result[#result + 1] = member
     end
-    local tag = prefix .. ':{' .. family .. '}'
-    to_family(tag .. ':q', tag .. ':n', channels, caps, deadline, body, ttl)
   end
 end
 local named = {result[1], redis.call('ZCARD', KEYS[1])}
