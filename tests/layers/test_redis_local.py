@@ -123,16 +123,21 @@ async def test_a_send_accepted_before_the_group_message_was_counted_is_kept(
         await sender.send(member, {"type": "direct", "n": 3})
 
 
-async def test_a_process_that_does_not_read_gets_no_more_than_its_capacity_queued(
-    process: Processes, caplog: pytest.LogCaptureFixture, room: str
+@pytest.mark.parametrize("patterns", [{}, {"specific.*": 2}], ids=["one-script", "spread"])
+async def test_a_process_that_does_not_read_costs_redis_ten_capacities_at_most(
+    process: Processes, caplog: pytest.LogCaptureFixture, room: str, patterns: dict[str, int]
 ) -> None:
-    receiver, sender = await process(capacity=2), await process(capacity=2)
+    receiver = await process(capacity=2, channel_capacity=patterns)
+    sender = await process(capacity=2, channel_capacity=patterns)
     member = await receiver.new_channel()
     await receiver.group_add(room, member)
     with caplog.at_level(logging.WARNING, logger="gateway.layers"):
-        for n in range(5):
+        for n in range(25):
             await sender.group_send(room, {"type": "room.message", "n": n})
-    assert sender.stats.dropped_full == 3
+    assert sender.stats.dropped_full == 5  # 20 queued: ten times the capacity
     assert any(member in record.getMessage() for record in caplog.records)
-    assert [(await receive(receiver, member))["n"] for _ in range(2)] == [0, 1]
+    # Reading, the process applies the member's capacity: the first message goes
+    # to the waiting receive, two wait in the buffer, the other seventeen are missed.
+    assert [(await receive(receiver, member))["n"] for _ in range(3)] == [0, 1, 2]
     await assert_empty(receiver, member)
+    assert receiver.stats.dropped_full == 17

@@ -62,6 +62,15 @@ T = TypeVar("T")
 BLOCK_SECONDS = 5
 
 
+def inbox_limit(capacity: int) -> int:
+    """Unread inbox entries past which a process gets no more group messages.
+
+    Its members' capacities are applied by the process itself, as it reads; a
+    process this far behind is not reading, and the limit bounds what it costs Redis.
+    """
+    return 10 * capacity
+
+
 class _LoopState:
     """Everything a layer holds in one event loop."""
 
@@ -205,7 +214,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 continue
             keys += (inbox_key(self.prefix, family), counts_key(self.prefix, family))
             if group:
-                limit = max(self.get_capacity(member) for member in members)
+                limit = inbox_limit(max(self.get_capacity(member) for member in members))
                 args += ("g", len(members), limit, *members)
                 continue
             args += ("l", len(members))
@@ -455,6 +464,7 @@ class RedisChannelLayer(BaseChannelLayer):
         if len(state.shards) == 1 and not self._cluster and not self.channel_capacity:
             # Everything on one server and one capacity: one round trip.
             args = [*head, oldest, self.prefix, self.capacity, self._local_delivery]
+            args.append(inbox_limit(self.capacity))
             result = await self._script(shard, scripts.group_send, gkeys, args, message=True)
             self.stats.expired += int(result[0])
             members = int(result[1])

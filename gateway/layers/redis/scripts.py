@@ -100,7 +100,7 @@ end
 -- process admits each member within its capacity (and counts it back here with its
 -- acks), so the cost here does not grow with the members. False when the inbox
 -- already holds ``limit`` unread entries: that process is not reading, and nobody
--- there gets the message.
+-- there gets the message (what bounds the memory a stalled process costs Redis).
 local function group_to_family(inbox, csv, deadline, body, ttl, limit)
   if redis.call('LLEN', inbox) >= limit then return false end
   redis.call('RPUSH', inbox, deadline .. ',' .. csv .. '\\n' .. body)
@@ -233,14 +233,15 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 #: costs one inbox entry (or, published: ARGV[8] == "p", one PUBLISH), whatever its
 #: number of members.
 #: ARGV: now ms, key TTL ms, deadline, payload, oldest valid join time, key prefix,
-#: capacity, "p" or "l". Returns {expired entries trimmed, number of members,
-#: names of the members that were full...}.
+#: capacity, "p" or "l", inbox limit (see ``group_to_family``). Returns {expired
+#: entries trimmed, number of members, names of the members that were full...}.
 GROUP_SEND = (
     _DELIVERY_FUNCTIONS
     + _GROUP_FUNCTIONS
     + """
 local now, ttl, deadline, body = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local prefix, cap, publish = ARGV[6], tonumber(ARGV[7]), ARGV[8] == 'p'
+local inbox_limit = tonumber(ARGV[9])
 
 local function split(csv)
   local items = {}
@@ -282,7 +283,8 @@ for i = 1, #index, 2 do
   elseif publish then
     -- Never full here (the receiving process enforces capacity): not numbered.
     publish_family(prefix .. ':{' .. family .. '}:q', csv, deadline, body)
-  elseif not group_to_family(prefix .. ':{' .. family .. '}:q', csv, deadline, body, ttl, cap) then
+  elseif not group_to_family(prefix .. ':{' .. family .. '}:q', csv, deadline, body, ttl,
+                             inbox_limit) then
     for _, channel in ipairs(split(csv)) do
       member = member + 1
       offered[#offered + 1] = channel
