@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.layers.redis_servers import RedisServer, redis_servers
+from tests.gateway.layers.redis_servers import RedisServer, redis_servers
 from tests.ports import free_port
 from tests.project.processes import (
     GatewayProcess,

@@ -29,7 +29,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.example.test_browser import CHROMIUM, CHROMIUM_ARGS, LAUNCH_MS, WAIT_MS
-from tests.layers.redis_servers import redis_servers
+from tests.gateway.layers.redis_servers import redis_servers
 from tests.ports import free_port
 from tests.project.processes import GatewayProcess, demo_admin, gateway, gateway_env, migrate
 

@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from gateway.exceptions import ChannelLayerUnavailable
 from gateway.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 from gateway.layers.redis.errors import UNREACHABLE, raise_if_cancelling
-from tests.layers.redis_servers import RedisServer, redis_servers
+from tests.gateway.layers.redis_servers import RedisServer, redis_servers
 
 pytestmark = [pytest.mark.redis]
 

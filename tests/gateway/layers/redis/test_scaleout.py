@@ -10,7 +10,7 @@ import pytest
 
 from gateway.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
 from gateway.layers.redis.keys import consistent_hash
-from tests.layers.redis_servers import RedisServer, redis_cluster, redis_servers
+from tests.gateway.layers.redis_servers import RedisServer, redis_cluster, redis_servers
 
 pytestmark = [pytest.mark.redis]
 

@@ -5,7 +5,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from gateway.consumer import AsyncConsumer
 from gateway.routing import ChannelNameRouter, ProtocolTypeRouter
-from tests.routing.apps import RecordingApp, never_receive, never_send
+from tests.gateway.routing.apps import RecordingApp, never_receive, never_send
 
 
 async def test_dispatches_on_scope_type() -> None:

@@ -6,7 +6,7 @@ import uvicorn
 from uvicorn.lifespan.on import LifespanOn
 
 from gateway.routing import ProtocolTypeRouter
-from tests.routing.apps import RecordingApp
+from tests.gateway.routing.apps import RecordingApp
 
 
 async def test_uvicorn_lifespan_on_starts_and_stops_cleanly() -> None:

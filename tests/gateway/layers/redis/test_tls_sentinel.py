@@ -10,7 +10,7 @@ import pytest
 
 from gateway.exceptions import ChannelLayerUnavailable
 from gateway.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
-from tests.layers.redis_servers import (
+from tests.gateway.layers.redis_servers import (
     RedisServer,
     SentinelServer,
     TLSRedisServer,

@@ -1,7 +1,7 @@
 import pytest
 
 from gateway.routing import ChannelNameRouter
-from tests.routing.apps import RecordingApp, never_receive, never_send
+from tests.gateway.routing.apps import RecordingApp, never_receive, never_send
 
 
 async def test_dispatches_on_channel_name() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from gateway.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
-from tests.layers.redis_servers import (
+from tests.gateway.layers.redis_servers import (
     RedisServer,
     redis_cluster,
     redis_servers,

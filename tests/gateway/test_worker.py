@@ -34,7 +34,7 @@ from gateway.routing import ChannelNameRouter, ProtocolTypeRouter
 from gateway.types import Message, Receive, Scope, Send
 from gateway.worker import Worker, routed_channel_names
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WAIT = 5.0
 MEMORY = {"default": {"BACKEND": "gateway.layers.InMemoryChannelLayer"}}
 
@@ -326,7 +326,7 @@ def test_worker_refuses_bad_arguments() -> None:
 # manage.py runworker ---------------------------------------------------------------------------
 
 
-@override_settings(ASGI_APPLICATION="tests.test_worker.application", CHANNEL_LAYERS=MEMORY)
+@override_settings(ASGI_APPLICATION="tests.gateway.test_worker.application", CHANNEL_LAYERS=MEMORY)
 async def test_runworker_serves_the_named_channels() -> None:
     layer = get_channel_layer()
     assert layer is not None
@@ -350,7 +350,7 @@ class _ReturningWorker(Worker):
         """Return at once: the test checks which worker the command built."""
 
 
-@override_settings(ASGI_APPLICATION="tests.test_worker.application", CHANNEL_LAYERS=MEMORY)
+@override_settings(ASGI_APPLICATION="tests.gateway.test_worker.application", CHANNEL_LAYERS=MEMORY)
 def test_runworker_builds_its_worker_class() -> None:
     """Channels' hook: a subclass setting ``worker_class`` gets its worker built and run."""
 
@@ -377,7 +377,9 @@ def test_runworker_configuration_errors(
     layers: dict[str, Any], arguments: list[str], message: str
 ) -> None:
     with (
-        override_settings(CHANNEL_LAYERS=layers, ASGI_APPLICATION="tests.test_worker.application"),
+        override_settings(
+            CHANNEL_LAYERS=layers, ASGI_APPLICATION="tests.gateway.test_worker.application"
+        ),
         pytest.raises(CommandError, match=message),
     ):
         call_command("runworker", *arguments)

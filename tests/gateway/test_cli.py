@@ -21,7 +21,7 @@ from gateway.types import Receive, Scope, Send
 from protocols.launch import LAUNCHERS
 from tests.protocols.telegram.test_seed import ChattyBotConsumer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

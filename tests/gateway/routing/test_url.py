@@ -7,7 +7,7 @@ from gateway.auth import AuthMiddlewareStack
 from gateway.consumer import AsyncConsumer
 from gateway.routing import URLRouter
 from gateway.types import Scope
-from tests.routing.apps import RecordingApp, never_receive, never_send
+from tests.gateway.routing.apps import RecordingApp, never_receive, never_send
 
 
 async def route(router: URLRouter, path: str, **extra: object) -> None:

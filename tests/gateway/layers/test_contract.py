@@ -1,4 +1,4 @@
-"""The channel layer contract, run over every backend in ``tests/layers/backends.py``.
+"""The channel layer contract, run over every backend in ``tests/gateway/layers/backends.py``.
 
 A backend joins the suite by adding a ``Backend`` entry there; every test here
 then runs against it. Absence of a message is shown without waiting wherever
@@ -24,7 +24,7 @@ from asgiref.sync import async_to_sync
 from gateway.exceptions import ChannelFull
 from gateway.layers.base import BaseChannelLayer
 from gateway.types import Message
-from tests.layers.backends import BACKENDS, Backend
+from tests.gateway.layers.backends import BACKENDS, Backend
 
 MakeLayer = Callable[..., Awaitable[BaseChannelLayer]]
 
