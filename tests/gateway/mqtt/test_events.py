@@ -1,4 +1,4 @@
-"""gateway.mqtt.events and protocols.mqtt.config: MQTT <-> ASGI translation, data in, data out."""
+"""gateway.mqtt.events: MQTT <-> ASGI translation, data in, data out."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,8 +45,6 @@ from gateway.mqtt.events import (
 from gateway.routing import TopicRouter, topic
 from gateway.routing.topic import RouteMatch
 from gateway.topics import InvalidTopic, Pattern
-from protocols.mqtt.config import BridgeConfig
-from protocols.mqtt.properties import properties_from_dict, properties_to_dict
 from tests.protocols.mqtt.strategies import topic_filters, topic_names
 
 
@@ -154,63 +151,6 @@ def test_ack_event_ok_and_failure() -> None:
         "reason_codes": [],
         "error": "link down",
     }
-
-
-def test_bridge_config_from_url() -> None:
-    config = BridgeConfig.from_url(
-        "mqtts://dev%40x:s3cret@broker.example:8884/?client_id=gw1&version=3.1.1"
-        "&keepalive=10&share=workers&ca=/ca.pem&cert=/c.pem&key=/k.pem"
-    )
-    assert config == BridgeConfig(
-        host="broker.example",
-        port=8884,
-        tls=True,
-        username="dev@x",
-        password="s3cret",
-        client_id="gw1",
-        version="3.1.1",
-        keepalive=10,
-        share_group="workers",
-        ca_certs="/ca.pem",
-        certfile="/c.pem",
-        keyfile="/k.pem",
-    )
-    assert "s3cret" not in config.safe_url()
-    assert BridgeConfig.from_url("mqtt://h").port == 1883
-    assert BridgeConfig.from_url("mqtts://h").port == 8883
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://h",
-        "mqtt://",
-        "mqtt://h:99999",
-        "mqtt://h?version=4.0",
-        "mqtt://h?keepalive=x",
-        "mqtt://h?cert=/c.pem",
-        "mqtt://h?bogus=1",
-    ],
-)
-def test_bad_mqtt_url_names_the_setting(url: str) -> None:
-    with pytest.raises(ImproperlyConfigured, match="MQTT_URL"):
-        BridgeConfig.from_url(url)
-
-
-def test_mqtt5_properties_round_trip_through_paho() -> None:
-    values = {
-        "content_type": "application/json",
-        "response_topic": "replies/1",
-        "correlation_data": b"\x01\x02",
-        "message_expiry_interval": 60,
-        "payload_format_indicator": 1,
-        "user_properties": [["k", "v"], ["k", "w"]],
-    }
-    assert properties_to_dict(properties_from_dict(values)) == values
-    assert properties_from_dict({}) is None
-    assert properties_to_dict(None) == {}
-    with pytest.raises(ValueError, match="unknown properties: topic_alias"):
-        parse_outgoing({"type": "mqtt.publish", "topic": "a", "properties": {"topic_alias": 3}})
 
 
 #: Values an application might put in a message: msgpack-safe and not.
