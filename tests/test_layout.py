@@ -225,9 +225,9 @@ def test_the_lists_name_only_what_exists_and_shrink() -> None:
     with_logic = set(modules_with_logic())
     stale = [f"FEATURES: {path} is gone" for path in FEATURES if not (ROOT / path).is_file()]
     stale += [
-        f"FEATURES: {path} tests {module}: it is that module's test file"
+        f"FEATURES: {path} tests {tested}: it is that module's test file"
         for path in FEATURES
-        if (ROOT / path).is_file() and (module := module_tested_by(path)) is not None
+        if (ROOT / path).is_file() and (tested := module_tested_by(path)) is not None
     ]
     stale += [f"TREE_CHECKS: {path} is gone" for path in TREE_CHECKS if not (ROOT / path).is_file()]
     for module, exercised_by in UNMIRRORED.items():

@@ -285,6 +285,7 @@ def test_web_serves_a_project_as_daphne_and_uvicorn_do(tmp_path: Path, where: st
     for name, text in SITE.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
+    options: tuple[str, ...]
     if where == "--app-dir":
         options, cwd = ("--app-dir", str(tmp_path)), ROOT
     else:

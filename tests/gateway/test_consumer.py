@@ -22,7 +22,7 @@ TIMEOUT = 5
 class ChattyBotConsumer(SyncConsumer):
     """The seed example of DESIGN.md §4, exactly as written there."""
 
-    def telegram_message(self, message):  # type: ignore[no-untyped-def]
+    def telegram_message(self, message):
         self.send({"type": "telegram.message", "text": "You said: %s" % message["text"]})  # noqa: UP031
 
 
@@ -51,16 +51,16 @@ class Recorder(AsyncConsumer):
 
     seen: list[Any] | None = None
 
-    async def websocket_receive(self, message):  # type: ignore[no-untyped-def]
+    async def websocket_receive(self, message):
         await self.send({"type": "websocket.send", "text": message["text"]})
 
-    async def test_ping(self, message):  # type: ignore[no-untyped-def]
+    async def test_ping(self, message):
         await self.send({"type": "test.pong", "channel_name": self.channel_name})
 
-    async def test_stop(self, message):  # type: ignore[no-untyped-def]
+    async def test_stop(self, message):
         raise StopConsumer()
 
-    async def websocket_disconnect(self, message):  # type: ignore[no-untyped-def]
+    async def websocket_disconnect(self, message):
         assert self.seen is not None
         self.seen.append(message["code"])
 
@@ -122,7 +122,7 @@ class Configurable(AsyncConsumer):
     greeting = "hello"
     channel_layer_alias = "default"
 
-    async def test_greet(self, message):  # type: ignore[no-untyped-def]
+    async def test_greet(self, message):
         await self.send({"type": "test.greeting", "text": self.greeting})
         raise StopConsumer()
 
@@ -165,10 +165,10 @@ async def test_with_a_layer_each_instance_has_its_own_channel():
 
 
 class Member(AsyncConsumer):
-    async def group_hello(self, message):  # type: ignore[no-untyped-def]
+    async def group_hello(self, message):
         await self.send({"type": "test.hello", "text": message["text"]})
 
-    async def test_ping(self, message):  # type: ignore[no-untyped-def]
+    async def test_ping(self, message):
         await self.send({"type": "test.pong", "channel_name": self.channel_name})
 
 
@@ -224,7 +224,7 @@ async def test_groups_given_as_a_string_are_refused():
 class Blocking(SyncConsumer):
     barrier: threading.Barrier | None = None
 
-    def test_block(self, message):  # type: ignore[no-untyped-def]
+    def test_block(self, message):
         assert self.barrier is not None
         self.barrier.wait()  # returns only when both consumers are inside it at once
         self.send({"type": "test.done", "thread": threading.get_ident()})
@@ -247,7 +247,7 @@ async def test_sync_consumers_opted_out_of_thread_sensitivity_run_in_parallel():
 
 
 class WhichThread(SyncConsumer):
-    def test_where(self, message):  # type: ignore[no-untyped-def]
+    def test_where(self, message):
         self.send({"type": "test.here", "thread": threading.get_ident()})
 
 
@@ -263,7 +263,7 @@ async def test_sync_consumers_share_one_thread_by_default_as_in_channels():
 
 
 class InOrder(SyncConsumer):
-    def test_item(self, message):  # type: ignore[no-untyped-def]
+    def test_item(self, message):
         self.send({"type": "test.item", "n": message["n"]})
 
 
@@ -296,7 +296,7 @@ async def test_async_consumers_do_not_hop_to_a_thread_for_each_event():
 
 
 class SyncWithAsyncHandler(SyncConsumer):
-    async def test_async(self, message):  # type: ignore[no-untyped-def]
+    async def test_async(self, message):
         await self._asgi_send({"type": "test.done", "thread": threading.get_ident()})
 
 
@@ -307,7 +307,7 @@ async def test_a_sync_consumer_awaits_async_handlers_on_the_loop():
 
 
 class WrongKind(AsyncConsumer):
-    def test_sync(self, message):  # type: ignore[no-untyped-def]
+    def test_sync(self, message):
         return None
 
 

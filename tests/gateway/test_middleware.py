@@ -45,7 +45,7 @@ async def test_channels_style_call_override_and_wrapped_send() -> None:
     """The Channels 4 idiom: override __call__, change scope/send, then call super()."""
 
     class StampingMiddleware(BaseMiddleware):
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
             scope = dict(scope, stamped=True)
 
             async def stamped_send(message: dict[str, Any]) -> None:

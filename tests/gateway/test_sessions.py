@@ -201,6 +201,7 @@ async def test_session_emptied_by_the_application_deletes_its_cookie() -> None:
     session = SessionStore()
     session["visits"] = 5
     await sync_to_async(session.save)()
+    assert session.session_key is not None
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await database_sync_to_async(scope["session"].flush)()

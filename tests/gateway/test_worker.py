@@ -405,9 +405,9 @@ def test_gateway_worker_help() -> None:
 def test_gateway_run_wants_a_worker_only_for_routed_channel_names() -> None:
     args = worker_launcher.WorkerOptions()
     assert worker_launcher.wanted(application, args)
-    assert routed_channel_names(application) == sorted(
-        application.application_mapping["channel"].application_mapping
-    )
+    channel_router = application.application_mapping["channel"]
+    assert isinstance(channel_router, ChannelNameRouter)
+    assert routed_channel_names(application) == sorted(channel_router.application_mapping)
     no_channels = ProtocolTypeRouter({"websocket": GenerateConsumer.as_asgi()})
     assert not worker_launcher.wanted(no_channels, args)
     assert not worker_launcher.wanted(GenerateConsumer.as_asgi(), args)

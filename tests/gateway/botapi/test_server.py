@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -171,7 +172,7 @@ async def test_callback_queries_edits_and_chat_actions(server: BotAPIServer) -> 
 
 async def test_webhook_delivery_carries_secret_and_retries(server: BotAPIServer) -> None:
     token = server.add_bot("b")
-    received: asyncio.Queue[tuple[str | None, dict]] = asyncio.Queue()
+    received: asyncio.Queue[tuple[str | None, dict[str, Any]]] = asyncio.Queue()
     failures = [503]
 
     async def hook(request: Request) -> Response:

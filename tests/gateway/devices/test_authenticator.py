@@ -93,7 +93,7 @@ async def test_a_caller_giving_up_leaves_the_slow_lane_queue() -> None:
         third = asyncio.create_task(lane.run("c", gate.job("c")))  # room again
         gate.released.set()
         async with asyncio.timeout(WAIT):
-            assert await asyncio.gather(running, third) == ["a", "c"]
+            assert list(await asyncio.gather(running, third)) == ["a", "c"]
     finally:
         gate.released.set()
         lane.close()

@@ -9,6 +9,7 @@ the same address come back (empty, as after a crash without persistence).
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import socket
 import subprocess
@@ -28,7 +29,7 @@ def spare_port(bus_offset: int | None = None) -> int:
     for _ in range(100):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+            port: int = probe.getsockname()[1]
         if bus_offset is None:
             return port
         if port + bus_offset < 65536:
@@ -131,9 +132,7 @@ def redis_cluster(directory: Path, masters: int = 3) -> Iterator[list[RedisServe
         for node in nodes:
             with node.client() as client:
                 wait_until(
-                    lambda client=client: client.cluster("info").get("cluster_state") == "ok",
-                    15,
-                    "the test cluster to become ready",
+                    functools.partial(cluster_is_ok, client), 15, "the test cluster to become ready"
                 )
         yield nodes
 
@@ -268,6 +267,10 @@ def wait_for_promotion(replica: RedisServer, timeout: float) -> None:
             timeout,
             "Sentinel to promote the replica",
         )
+
+
+def cluster_is_ok(client: redis.Redis) -> bool:
+    return bool(client.cluster("info").get("cluster_state") == "ok")
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -232,8 +232,9 @@ clients = st.none() | st.fixed_dictionaries(
 
 def has_the_keys_of(message: Mapping[str, Any], typed: Any) -> bool:
     """``message`` has every required key of the TypedDict ``typed`` and no other."""
-    keys = set(message)
-    return typed.__required_keys__ <= keys <= typed.__required_keys__ | typed.__optional_keys__
+    required: frozenset[str] = typed.__required_keys__
+    optional: frozenset[str] = typed.__optional_keys__
+    return required <= set(message) <= required | optional
 
 
 @given(

@@ -1,8 +1,25 @@
-"""Plain ASGI applications that record the scopes routed to them."""
+"""Plain ASGI applications that record the scopes routed to them, and the route makers."""
 
 from __future__ import annotations
 
-from gateway.types import Receive, Scope, Send
+from typing import Any, Protocol, cast
+
+from django import urls
+from django.urls import URLPattern
+
+from gateway.types import ASGIApp, Receive, Scope, Send
+
+
+class RouteMaker(Protocol):
+    def __call__(
+        self, route: str, view: ASGIApp, kwargs: dict[str, Any] | None = None
+    ) -> URLPattern: ...
+
+
+#: Django's own ``path()`` and ``re_path()``, typed as URLRouter uses them: with an ASGI
+#: application where a view would be (django-stubs types them for views only).
+path = cast(RouteMaker, urls.path)
+re_path = cast(RouteMaker, urls.re_path)
 
 
 class RecordingApp:

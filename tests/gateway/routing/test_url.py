@@ -1,13 +1,14 @@
 import pytest
+from django import urls
 from django.core.exceptions import ImproperlyConfigured
-from django.urls import include, path, re_path
+from django.urls import include
 from django.urls.exceptions import Resolver404
 
 from gateway.auth import AuthMiddlewareStack
 from gateway.consumer import AsyncConsumer
 from gateway.routing import URLRouter
 from gateway.types import Scope
-from tests.gateway.routing.apps import RecordingApp, never_receive, never_send
+from tests.gateway.routing.apps import RecordingApp, never_receive, never_send, path, re_path
 
 
 async def route(router: URLRouter, path: str, **extra: object) -> None:
@@ -166,12 +167,13 @@ async def test_routes_of_the_callers_pattern_objects_are_left_untouched() -> Non
 
 def test_include_is_refused_at_construction() -> None:
     with pytest.raises(ImproperlyConfigured, match=r"include\(\) is not supported"):
-        URLRouter([path("admin/", include([]))])  # type: ignore[list-item]
+        # Deliberately what URLRouter refuses: Django's path() over include() is a URLResolver.
+        URLRouter([urls.path("admin/", include([]))])  # type: ignore[list-item]
 
 
 def test_non_patterns_are_refused_at_construction() -> None:
     with pytest.raises(ImproperlyConfigured, match=r"route 0 is .*path\(\) or re_path\(\)"):
-        URLRouter([("chat/", RecordingApp())])  # type: ignore[list-item]
+        URLRouter([("chat/", RecordingApp())])  # type: ignore[list-item]  # deliberately no route
 
 
 def test_consumer_class_without_as_asgi_is_refused_at_construction() -> None:
@@ -179,11 +181,12 @@ def test_consumer_class_without_as_asgi_is_refused_at_construction() -> None:
         pass
 
     with pytest.raises(ImproperlyConfigured, match=r"route 1 \(chat/\).*ChatConsumer\.as_asgi"):
-        URLRouter([path("x/", RecordingApp()), path("chat/", ChatConsumer)])
+        # Deliberately the class where its application belongs.
+        URLRouter([path("x/", RecordingApp()), path("chat/", ChatConsumer)])  # type: ignore[arg-type]
 
 
 def test_django_view_is_refused_at_construction() -> None:
     from django.views import View
 
     with pytest.raises(ImproperlyConfigured, match="is a Django view"):
-        URLRouter([path("page/", View.as_view())])
+        URLRouter([path("page/", View.as_view())])  # type: ignore[arg-type]  # deliberately a view

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gateway.telegram.events import (
@@ -21,7 +23,7 @@ PRIVATE = {"id": 7, "type": "private", "first_name": "Ann"}
 FORUM = {"id": -100, "type": "supergroup", "title": "F", "is_forum": True}
 
 
-def message(chat: dict, **extra: object) -> dict:
+def message(chat: dict[str, Any], **extra: object) -> dict[str, Any]:
     return {"message_id": 1, "date": 0, "chat": chat, "from": USER, **extra}
 
 
@@ -41,7 +43,7 @@ def test_message_event_carries_raw_update_and_text() -> None:
     ("fields", "text"),
     [({"caption": "pic"}, "pic"), ({}, ""), ({"text": "t", "caption": "c"}, "t")],
 )
-def test_text_falls_back_to_caption_then_empty(fields: dict, text: str) -> None:
+def test_text_falls_back_to_caption_then_empty(fields: dict[str, Any], text: str) -> None:
     event = update_to_event({"update_id": 1, "edited_message": message(PRIVATE, **fields)})
     assert (event["type"], event["text"]) == ("telegram.edited_message", text)
 
@@ -57,7 +59,7 @@ def test_callback_query_event_has_data_and_id() -> None:
 
 
 @pytest.mark.parametrize("update", [{"update_id": 3, "future_thing": {"x": 1}}, {"update_id": 4}])
-def test_unknown_kinds_become_telegram_update(update: dict) -> None:
+def test_unknown_kinds_become_telegram_update(update: dict[str, Any]) -> None:
     event = update_to_event(update)
     assert event["type"] == "telegram.update"
     assert event["update"] == update
@@ -154,7 +156,7 @@ def test_keyboard_shortcut() -> None:
         ({"type": "telegram.message", "text": "x", "retry": "no"}, "'retry' must be true or false"),
     ],
 )
-def test_bad_outgoing_events_raise_clear_errors(message: dict, error: str) -> None:
+def test_bad_outgoing_events_raise_clear_errors(message: dict[str, Any], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         event_to_call(message, chat_id=1)
 

@@ -24,7 +24,12 @@ def assert_shape(message: dict[str, Any] | Any, typed: Any) -> None:
 
 
 def test_scopes_have_exactly_their_keys() -> None:
-    target = {"path": "/a b", "raw_path": b"/a%20b", "query_string": b"x=1", "headers": []}
+    target: dict[str, Any] = {
+        "path": "/a b",
+        "raw_path": b"/a%20b",
+        "query_string": b"x=1",
+        "headers": [],
+    }
     http = events.http_scope(method="GET", **target)
     websocket = events.websocket_scope(subprotocols=["chat"], **target)
     assert set(http) == keys_of(events.HttpScope)[0]

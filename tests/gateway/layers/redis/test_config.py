@@ -135,6 +135,7 @@ async def test_a_channels_redis_config_works_unchanged(
         }
     }
     layer = get_channel_layer()
+    assert layer is not None
     assert type(layer).__name__ == backend
     try:
         channel = await layer.new_channel()

@@ -180,6 +180,7 @@ async def test_pubsub_resubscribes_and_fires_callbacks_after_a_restart(
     events: list[str] = []
     reconnected = asyncio.Event()
     channel = ""
+    layer: RedisPubSubChannelLayer  # made below, with this callback
 
     async def on_reconnect() -> None:
         # Group memberships lived in the Redis that restarted: a consumer re-joins.

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.layers.redis.mailbox import Mailbox, Mailboxes
+from gateway.layers.redis.mailbox import Mailbox, Mailboxes, Payload
 
 
 async def test_put_refuses_beyond_capacity_but_hands_over_to_a_waiter() -> None:
@@ -34,10 +34,11 @@ async def test_a_get_cancelled_after_the_hand_over_keeps_the_item() -> None:
 
 def test_sweep_drops_expired_entries_and_forgets_idle_mailboxes() -> None:
     boxes = Mailboxes(lambda channel: 10)
-    boxes["a"].put((100, b"old"))
-    boxes["a"].put((300, b"new"))
-    boxes["b"].put((100, b"old"))
+    old, new = Payload(b"old", shares=1), Payload(b"new", shares=1)
+    boxes["a"].put((100, old))
+    boxes["a"].put((300, new))
+    boxes["b"].put((100, old))
     assert boxes["c"] is boxes["c"]
     assert sorted(boxes.sweep(now_ms=200)) == ["a", "b"]
     assert set(boxes.boxes) == {"a"}  # b and c were empty and nobody waited
-    assert list(boxes["a"].items) == [(300, b"new")]
+    assert list(boxes["a"].items) == [(300, new)]
