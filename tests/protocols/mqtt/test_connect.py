@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.mqtt.codes import ReturnCode
 from protocols.mqtt.codec import MalformedPacket, Packet
 from protocols.mqtt.connect import (
     Connect,
-    ReturnCode,
     UnsupportedProtocol,
     Will,
     connack,

@@ -101,7 +101,7 @@ class Gateway:
         self.lines.put_nowait("")
 
     async def wait_for_log(self, pattern: str) -> re.Match[str]:
-        seen = []
+        seen: list[str] = []
         async with asyncio.timeout(WAIT):
             while True:
                 line = await self.lines.get()
