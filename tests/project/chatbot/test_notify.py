@@ -65,7 +65,7 @@ def alert_flip(thing: Any, metric: str, opened: bool, value: float) -> dict[str,
     )
     at = timezone.now()
     if opened:
-        rule = Rule(metric=metric, direction=Direction.ABOVE, limit=30.0)
+        rule = Rule(metric=metric, direction="above", limit=30.0)
         result = open_alert(thing.pk, threshold.pk, rule, value, at)
         assert result is not None
         return alert_event(alert_info(result[0], thing, "opened"))
@@ -148,7 +148,10 @@ async def burst(
         token = api.add_bot("devices_bot")
         for chat in chats:  # the chats exist on the server (the bot ignores this update)
             member = {"user": api.make_user(chat), "status": "member"}
-            update = {"chat": {"id": chat, "type": "private"}, "from": api.make_user(chat)}
+            update: dict[str, Any] = {
+                "chat": {"id": chat, "type": "private"},
+                "from": api.make_user(chat),
+            }
             update.update(date=0, old_chat_member=member, new_chat_member=member)
             api.inject(token, "my_chat_member", update)
         # The chats' membership updates are not the bot's business here.

@@ -83,11 +83,11 @@ async def test_the_device_socket_sends_a_snapshot_then_its_events(
     assert (snapshot["points"], snapshot["alerts"], snapshot["thresholds"]) == ([], [], [])
     assert snapshot["bad_payloads"]["count"] == 0
 
-    point = ["2030-01-01T00:00:00+00:00", {"temperature": 4.5}]
-    await announce(readings_event("fridge-1", [tuple(point)]), device_group("fridge-1"))
+    at, values = "2030-01-01T00:00:00+00:00", {"temperature": 4.5}
+    await announce(readings_event("fridge-1", [(at, values)]), device_group("fridge-1"))
     assert await socket.receive_json_from(WAIT) == {
         "type": "readings",
-        "points": [point],
+        "points": [[at, values]],
         "dropped": 0,
     }
     await socket.disconnect()
