@@ -106,7 +106,6 @@ UNMIRRORED = {
     "gateway/layers/stats.py": "tests/gateway/test_metrics.py",
     "gateway/management/commands/runserver.py": "tests/protocols/websocket/test_runserver.py",
     "gateway/management/commands/runworker.py": "tests/gateway/test_worker.py",
-    "gateway/routing/bot.py": "tests/gateway/generic/test_telegram.py",
     "gateway/routing/validation.py": "tests/gateway/routing/test_protocol.py",
     "gateway/telegram/accounts.py": "tests/gateway/telegram/test_middleware.py",
     "gateway/telegram/models.py": "tests/gateway/telegram/test_middleware.py",

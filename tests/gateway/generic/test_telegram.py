@@ -1,4 +1,4 @@
-"""Generic bot consumers and routing, driven by TelegramCommunicator (no server)."""
+"""Generic bot consumers, driven by TelegramCommunicator (no server)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from gateway.generic.telegram import AsyncTelegramConsumer, TelegramConsumer, parse_command
-from gateway.routing import BotRouter
 from gateway.testing import TelegramCommunicator
 
 
@@ -123,10 +122,3 @@ async def test_sync_consumer_and_automatic_callback_answer() -> None:
             "callback_query_id": query_id,
         }
         await bot.disconnect()
-
-
-async def test_bot_router_refuses_unknown_bots() -> None:
-    router = BotRouter({"known_bot": Menu.as_asgi()})
-    bot = TelegramCommunicator(router, bot_username="stranger_bot")
-    with pytest.raises(ValueError, match="No route for bot @stranger_bot"):
-        await bot.wait()
