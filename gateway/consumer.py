@@ -247,6 +247,8 @@ class ConsumerApplication(Protocol):
 
     consumer_class: type[AsyncConsumer]
     consumer_initkwargs: dict[str, Any]
+    #: The consumer class's name (and docstring, module...: ``functools.update_wrapper``).
+    __name__: str
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 

@@ -1,7 +1,7 @@
 """Every exception gateway raises into code that uses it, in one tree.
 
 Defined here unless a module is named; each line is the class's real base, which is
-what an ``except`` clause catches (``tests/test_exceptions.py`` keeps the tree true)::
+what an ``except`` clause catches (``tests/gateway/test_exceptions.py`` keeps the tree true)::
 
     Exception
     ├── RequestAborted                the client went away while a request body was read

@@ -7,6 +7,7 @@ points the suite elsewhere.
 """
 
 import os
+from typing import Any
 
 import dj_database_url
 
@@ -63,7 +64,10 @@ DATABASES = {
     )
 }
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "gateway.layers.InMemoryChannelLayer"}}
+#: Each alias: BACKEND and, optionally, a CONFIG of any shape (settings_redis.py's).
+CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "gateway.layers.InMemoryChannelLayer"}
+}
 ASGI_APPLICATION = "tests.asgi.application"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,7 +1,7 @@
 """No comment, docstring or document points at a file that does not exist.
 
 Paths are the repository-relative ones the code and the docs cite
-(``docs/redis.md``, ``tests/layers/test_redis_faults.py``, ...) and the relative links
+(``docs/redis.md``, ``tests/gateway/layers/redis/test_faults.py``, ...) and the relative links
 of the Markdown documents (``[porting](porting.md)``).
 """
 

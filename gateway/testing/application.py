@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
+from typing import Self
 from urllib.parse import unquote, urlparse
 
 from gateway.db import context_keeping_connections
@@ -70,7 +71,7 @@ class ApplicationCommunicator:
     async def _run(self) -> None:
         await self.application(self.scope, self.input_queue.get, self.output_queue.put)
 
-    async def __aenter__(self) -> ApplicationCommunicator:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

@@ -116,7 +116,7 @@ async def router_errors(fw: Framework) -> list[tuple[str, Any]]:
 
     protocol = fw.routing.ProtocolTypeRouter({"websocket": fw.middleware.BaseMiddleware(app)})
     channel = fw.routing.ChannelNameRouter({"jobs": app})
-    url = fw.routing.URLRouter([path("a/", app)])
+    url = fw.routing.URLRouter([path("a/", app)])  # type: ignore[arg-type]  # ASGI, not a view
     calls = [
         protocol({"type": "websocket"}, nothing, None),
         protocol({"type": "mqtt"}, nothing, None),
@@ -207,7 +207,7 @@ async def test_origin_validation_accepts_and_refuses_the_same_origins() -> None:
 async def cookie_header(fw: Framework) -> list[Any]:
     message: dict[str, Any] = {"type": "http.response.start", "headers": []}
     fw.sessions.CookieMiddleware.set_cookie(message, "k", "v")
-    return message["headers"]
+    return list(message["headers"])
 
 
 async def test_the_set_cookie_header_name_is_lowercase_on_gateway() -> None:

@@ -46,7 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from tests.deploy.compose import ENV_EXAMPLE, ROOT, Stack, read_env_file
-from tests.layers.redis_servers import RedisServer
+from tests.gateway.layers.redis_servers import RedisServer
 from tests.ports import free_port
 from tests.project.chatbot.test_story import postgres_database
 from tests.project.processes import GatewayProcess

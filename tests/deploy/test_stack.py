@@ -33,6 +33,7 @@ import httpx
 import psycopg
 import pytest
 import websockets
+from websockets.typing import Origin
 
 from gateway.layers.redis import RedisChannelLayer
 from gateway.metrics import HEALTH_GROUP
@@ -95,7 +96,9 @@ class Dashboard:
     async def open(cls, replica: Replica, headers: dict[str, str], device_id: str) -> Dashboard:
         url = f"ws://127.0.0.1:{replica.port(8000)}/ws/devices/{device_id}/"
         async with asyncio.timeout(WAIT):
-            feed = await websockets.connect(url, origin=replica.base, additional_headers=headers)
+            feed = await websockets.connect(
+                url, origin=Origin(replica.base), additional_headers=headers
+            )
             assert json.loads(await feed.recv())["type"] == "snapshot"
         return cls(feed, replica)
 
@@ -104,7 +107,7 @@ class Dashboard:
         try:
             async with asyncio.timeout(WAIT):
                 while True:
-                    message = json.loads(await self.feed.recv())
+                    message: dict[str, Any] = json.loads(await self.feed.recv())
                     if message["type"] == "readings":
                         self.readings += [point[1][METRIC] for point in message["points"]]
                     if done(message):

@@ -17,7 +17,8 @@ from tests.example.workers import ChatLogConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # django-stubs has Django's handler send Mappings; gateway's Send takes dicts.
+        "http": django_asgi_app,  # type: ignore[dict-item]
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import websockets
+from websockets.typing import Origin
 
 from tests.ports import free_port
 from tests.project.processes import (
@@ -76,7 +77,9 @@ async def test_device_telemetry_reaches_the_device_page(appliance: Appliance, un
     secret = await add_device(origin, appliance.headers, device)
     login = ["-i", device, "-u", device, "-P", secret] if appliance.embedded else []
     url = f"ws://127.0.0.1:{appliance.web_port}/ws/devices/{device}/"
-    async with websockets.connect(url, origin=origin, additional_headers=appliance.headers) as feed:
+    async with websockets.connect(
+        url, origin=Origin(origin), additional_headers=appliance.headers
+    ) as feed:
         async with asyncio.timeout(10):
             assert json.loads(await feed.recv())["type"] == "snapshot"
             publish = await asyncio.create_subprocess_exec(

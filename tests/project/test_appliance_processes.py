@@ -30,8 +30,9 @@ from typing import Any
 
 import pytest
 import websockets
+from websockets.typing import Origin
 
-from tests.layers.redis_servers import RedisServer, redis_servers
+from tests.gateway.layers.redis_servers import RedisServer, redis_servers
 from tests.ports import free_port
 from tests.project.processes import (
     GatewayProcess,
@@ -213,7 +214,9 @@ async def browser(deployment: Deployment, device: Device) -> AsyncIterator[Brows
     url = f"ws://127.0.0.1:{deployment.web_port}/ws/devices/{device.name}/"
     origin = f"http://127.0.0.1:{deployment.web_port}"
     async with asyncio.timeout(WAIT):
-        feed = await websockets.connect(url, origin=origin, additional_headers=deployment.headers)
+        feed = await websockets.connect(
+            url, origin=Origin(origin), additional_headers=deployment.headers
+        )
         assert json.loads(await feed.recv())["type"] == "snapshot"
     try:
         yield Browser(feed, device.name, deployment.log_tails)

@@ -88,7 +88,7 @@ async def test_reason_aware_terminal_message_for_idle_evicted_and_shutdown() -> 
         ("c", {"type": "test.event", "n": 3}),
     ]
     clock.now += 11
-    assert sorted(instances.expire_idle()) == ["b", "c"]
+    assert sorted(instances.expire_idle(), key=str) == ["b", "c"]
     assert await take_two(log) == [
         ("b", {"type": "test.disconnect", "reason": "idle"}),
         ("c", {"type": "test.disconnect", "reason": "idle"}),

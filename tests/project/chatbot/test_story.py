@@ -38,7 +38,7 @@ from playwright.sync_api import Page, Playwright, expect, sync_playwright
 
 from gateway.botapi import BotAPIServer
 from tests.example.test_browser import CHROMIUM, CHROMIUM_ARGS, LAUNCH_MS, WAIT_MS
-from tests.layers.redis_servers import redis_servers
+from tests.gateway.layers.redis_servers import redis_servers
 from tests.ports import free_port
 from tests.project.processes import (
     DeviceClients,

@@ -29,7 +29,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.example.test_browser import CHROMIUM, CHROMIUM_ARGS, LAUNCH_MS, WAIT_MS
-from tests.layers.redis_servers import redis_servers
+from tests.gateway.layers.redis_servers import redis_servers
 from tests.ports import free_port
 from tests.project.processes import GatewayProcess, demo_admin, gateway, gateway_env, migrate
 
@@ -158,7 +158,9 @@ def story(base: str, mqtt: int, username: str, password: str) -> None:
                 expect(chart).to_have_attribute("data-points", "2")
                 # A device heard from for seconds fills its chart from the left edge of
                 # the plot (x = 44), not a sliver at the right edge of an empty hour.
-                assert chart.locator("path.line").get_attribute("d").startswith("M44.0,")
+                line = chart.locator("path.line").get_attribute("d")
+                assert line is not None
+                assert line.startswith("M44.0,")
                 send(telemetry, {"temperature": 35})
                 expect(page.locator("#alerts li.open")).to_contain_text("temperature 35 above 30")
                 expect(card.locator(".badge.bad")).to_have_text("1 alert")

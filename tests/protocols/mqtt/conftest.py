@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,9 +119,7 @@ class Device:
         self._acks: dict[int, asyncio.Future[Any]] = {}
         self._connack: asyncio.Future[Any] = self.loop.create_future()
         self.client.on_connect = self._on_connect
-        self.client.on_message = lambda c, u, m: self.loop.call_soon_threadsafe(
-            self.messages.put_nowait, m
-        )
+        self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_ack
         self.client.on_publish = self._on_ack
 
@@ -148,6 +146,9 @@ class Device:
         async with asyncio.timeout(WAIT):
             return await self._connack
 
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self.loop.call_soon_threadsafe(self.messages.put_nowait, message)
+
     async def _wait_ack(self, mid: int) -> Any:
         future = self._acks.setdefault(mid, self.loop.create_future())
         async with asyncio.timeout(WAIT):
@@ -155,6 +156,7 @@ class Device:
 
     async def subscribe(self, topic_filter: str, qos: int = 1) -> list[int]:
         _, mid = self.client.subscribe(topic_filter, qos)
+        assert mid is not None  # paho gives None when the client is not connected
         return [code.value for code in await self._wait_ack(mid)]
 
     async def publish(
@@ -190,8 +192,12 @@ async def devices() -> AsyncIterator[Callable[..., Device]]:
             await device.close()
 
 
+#: ``await serve(app, link, **options)``: the ``serve`` fixture.
+Serve = Callable[..., Awaitable[MqttServer]]
+
+
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[..., Any]]:
+async def serve() -> AsyncIterator[Serve]:
     """Start an MqttServer (stopped at teardown): ``await serve(app, link, **options)``."""
     started: list[MqttServer] = []
 

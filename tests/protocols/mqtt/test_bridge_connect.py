@@ -6,6 +6,7 @@ import ssl
 
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import ConnackCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -84,13 +85,13 @@ def connack(value: int) -> ReasonCode:
         (connack(0x87), "5.0", Connack.BAD_CREDENTIALS),
         (connack(0x88), "5.0", Connack.REFUSED),  # server unavailable: retried
         # A 3.1.1 broker's return codes, as paho hands them over.
-        (paho.convert_connack_rc_to_reason_code(paho.ConnackCode(1)), "5.0", Connack.OLDER_VERSION),
+        (paho.convert_connack_rc_to_reason_code(ConnackCode(1)), "5.0", Connack.OLDER_VERSION),
         (
-            paho.convert_connack_rc_to_reason_code(paho.ConnackCode(4)),
+            paho.convert_connack_rc_to_reason_code(ConnackCode(4)),
             "3.1.1",
             Connack.BAD_CREDENTIALS,
         ),
-        (paho.convert_connack_rc_to_reason_code(paho.ConnackCode(3)), "3.1.1", Connack.REFUSED),
+        (paho.convert_connack_rc_to_reason_code(ConnackCode(3)), "3.1.1", Connack.REFUSED),
     ],
 )
 def test_read_connack(reason: ReasonCode, version: str, verdict: Connack) -> None:

@@ -104,7 +104,7 @@ async def test_each_keys_messages_reach_one_instance_in_order(harness: Harness) 
     logged = await harness.logged(6)
     assert [p for d, p in logged if d == "d1"] == [b"0", b"1", b"2"]
     assert [p for d, p in logged if d == "d2"] == [b"0", b"1", b"2"]
-    assert sorted(harness.manager.instances) == [key("d1"), key("d2")]
+    assert set(harness.manager.instances) == {key("d1"), key("d2")}
     assert harness.stats.dispatched == 6
 
 
@@ -192,4 +192,4 @@ async def test_a_dynamic_subscription_brings_other_topics_to_a_live_key(
     harness.dynamic.add(key("gone"), "alerts/#", 0)  # no live instance: not started for it
     harness.receive("alerts/fire", b"!")
     assert await harness.logged(1) == [("d2", b"!")]
-    assert sorted(harness.manager.instances) == [key("d2")]
+    assert list(harness.manager.instances) == [key("d2")]

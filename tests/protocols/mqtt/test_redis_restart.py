@@ -83,6 +83,7 @@ class Forwarder(AsyncMqttConsumer):
     async def receive(self, topic: str, payload: bytes, **details: Any) -> None:
         assert self.attempts is not None
         self.attempts.put_nowait(payload)
+        assert self.channel_layer is not None  # served with channel_layer_alias="default"
         await self.channel_layer.group_send(
             "readings", {"type": "test.reading", "payload": payload}
         )
@@ -138,6 +139,7 @@ async def test_fixed_channel_survives_a_redis_restart(
     await device.connect()
     await device.subscribe(f"{unique}/cmd")
     layer = get_channel_layer()
+    assert layer is not None
     command = {"type": "mqtt.publish", "topic": f"{unique}/cmd", "qos": 1}
 
     await send_when_up(layer, {**command, "payload": "before"})
@@ -161,6 +163,7 @@ async def test_a_message_that_failed_on_a_down_layer_is_retried_until_it_is_back
 ) -> None:
     redis_layer_settings(settings, redis_server.port, unique)
     layer = get_channel_layer()
+    assert layer is not None
     watcher = await layer.new_channel()
     await layer.group_add("readings", watcher)
     attempts: asyncio.Queue[bytes] = asyncio.Queue()
@@ -215,6 +218,7 @@ async def test_a_message_that_failed_on_a_down_layer_is_not_acknowledged(
     await redis_server.start()
 
     layer = get_channel_layer()
+    assert layer is not None
     watcher = await layer.new_channel()
     await layer.group_add("readings", watcher)
     try:

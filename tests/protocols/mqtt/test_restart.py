@@ -19,7 +19,7 @@ from protocols.mqtt.bridge import BridgeLink
 from protocols.mqtt.config import BridgeConfig
 from protocols.mqtt.server import MqttServer
 from tests.ports import free_port
-from tests.protocols.mqtt.conftest import WAIT, Device, Event, Recorder, next_event
+from tests.protocols.mqtt.conftest import WAIT, Device, Event, Recorder, Serve, next_event
 
 pytestmark = pytest.mark.mqtt
 
@@ -33,7 +33,7 @@ class Mosquitto:
         self.config = config
         self.port = port
         self.process: asyncio.subprocess.Process | None = None
-        self._drain: asyncio.Task[None] | None = None
+        self._drain: asyncio.Task[bytes] | None = None
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -77,7 +77,7 @@ async def mosquitto(tmp_path: Path) -> AsyncIterator[Mosquitto]:
 
 
 async def test_messages_after_a_broker_restart_are_delivered(
-    unique: str, mosquitto: Mosquitto, serve: Callable[..., object], devices: Callable[..., Device]
+    unique: str, mosquitto: Mosquitto, serve: Serve, devices: Callable[..., Device]
 ) -> None:
     events: asyncio.Queue[Event] = asyncio.Queue()
     application = TopicRouter(
@@ -86,7 +86,7 @@ async def test_messages_after_a_broker_restart_are_delivered(
     link = BridgeLink(
         BridgeConfig.from_url(f"mqtt://127.0.0.1:{mosquitto.port}"), backoff=(0.05, 0.2)
     )
-    await serve(application, link)  # type: ignore[operator]
+    await serve(application, link)
 
     before = devices(mosquitto.port)
     await before.connect()
@@ -123,7 +123,7 @@ class PauseSignallingLink(BridgeLink):
 
 
 async def test_qos1_messages_not_yet_queued_are_redelivered_after_a_gateway_restart(
-    unique: str, mosquitto: Mosquitto, serve: Callable[..., object], devices: Callable[..., Device]
+    unique: str, mosquitto: Mosquitto, serve: Serve, devices: Callable[..., Device]
 ) -> None:
     """PUBACK is sent only once its instance has handled a message (at-least-once)."""
     url = f"mqtt://127.0.0.1:{mosquitto.port}?client_id={unique}"  # a persistent session
@@ -153,7 +153,7 @@ async def test_qos1_messages_not_yet_queued_are_redelivered_after_a_gateway_rest
 
     events: asyncio.Queue[Event] = asyncio.Queue()
     application = TopicRouter([topic(f"{unique}/d/<id>", Recorder.as_asgi(events=events), qos=1)])
-    await serve(application, BridgeLink(BridgeConfig.from_url(url)))  # type: ignore[operator]
+    await serve(application, BridgeLink(BridgeConfig.from_url(url)))
     redelivered = [await next_event(events, "message") for _ in range(5)]
     assert [m.data["payload"] for m in redelivered] == [b"wait", b"queued", b"b", b"c", b"d"]
     # The first four had reached the first gateway, unacknowledged: the broker resends them.

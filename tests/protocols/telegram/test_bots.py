@@ -95,7 +95,8 @@ async def test_webhook_route_checks_secret_and_body(api: BotAPIServer) -> None:
         bot_config={"webhook_url": "http://127.0.0.1:9/unused", "webhook_secret": "right"},
     ) as server:
         app = WebhookApp(server)
-        transport = httpx.ASGITransport(app=app)
+        # httpx types ASGI scopes and messages as MutableMappings, gateway as dicts.
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             path = f"/telegram/webhook/{bot_id}"
             header = "X-Telegram-Bot-Api-Secret-Token"

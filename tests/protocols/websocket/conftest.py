@@ -112,6 +112,7 @@ async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
     body = b""
     while True:
         message = await receive()
-        body += message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
+        body += chunk
         if not message.get("more_body", False):
             return body

@@ -108,7 +108,6 @@ async def uvicorn_server() -> AsyncIterator[int]:
         app, host="127.0.0.1", port=0, lifespan="off", log_level="critical", ws="websockets-sansio"
     )
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.ensure_future(server.serve())
     async with asyncio.timeout(10):
         while not server.started:  # noqa: ASYNC110 - uvicorn exposes no started event

@@ -12,7 +12,7 @@ and round trips of every message either way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from websockets.streams import StreamReader
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from gateway.web.events import WebsocketEvent
 from protocols.websocket.config import Config
 from protocols.websocket.errors import ClientDisconnected, ProtocolViolation
 from protocols.websocket.scope import ConnectionInfo
@@ -129,9 +130,9 @@ class Harness:
     def close(self, code: int = 1000, reason: str = "") -> int:
         return self.frame(Opcode.CLOSE, Close(code, reason).serialize())
 
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[WebsocketEvent]:
         """Every event the application can read now, up to the first disconnect."""
-        events = []
+        events: list[WebsocketEvent] = []
         while (event := self.session.next_event()) is not None:
             events.append(event)
             if event["type"] == "websocket.disconnect":
@@ -591,7 +592,7 @@ class Run:
     """One random exchange, and what the checks need to know about it."""
 
     harness: Harness
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[WebsocketEvent] = field(default_factory=list)
     sent: list[str | bytes] = field(default_factory=list)
     client_sent: list[str | bytes] = field(default_factory=list)
     #: Client messages that must reach the application (sent while both sides were
@@ -622,7 +623,7 @@ class Run:
         self.pump()
 
 
-def payload(message: dict[str, Any]) -> str | bytes:
+def payload(message: Mapping[str, Any]) -> str | bytes:
     """What a ``websocket.receive`` or ``websocket.send`` message carries."""
     text: str | None = message.get("text")
     return message["bytes"] if text is None else text
@@ -756,6 +757,7 @@ def test_any_exchange_keeps_the_wire_and_the_events_well_formed(
     first = types.index("websocket.disconnect")
     assert types[1:first] == ["websocket.receive"] * (first - 1)
     disconnect = events[first]
+    assert disconnect["type"] == "websocket.disconnect"
     assert all(e is disconnect for e in events[first:])
     assert session.next_event() is disconnect
     assert isinstance(disconnect["code"], int)
