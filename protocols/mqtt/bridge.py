@@ -33,6 +33,7 @@ from gateway.mqtt.codes import SubackCode
 from gateway.mqtt.events import BrokerInfo, Incoming, Publish, Role, link_event
 from gateway.startup import Summary, is_loopback
 from gateway.topics import SHARE_PREFIX
+from protocols.mqtt.awaited import AwaitedPackets
 from protocols.mqtt.bridge_connect import (
     Connack,
     client_settings,
@@ -78,10 +79,10 @@ class BridgeLink:
         self._connack: asyncio.Future[tuple[ReasonCode, bool]] | None = None
         self._lost = asyncio.Event()
         self._down = asyncio.Event()
-        # Futures by packet id: SUBSCRIBE/UNSUBSCRIBE (failed when the link drops)
-        # and QoS 1/2 PUBLISH (kept: paho sends them again after reconnecting).
-        self._requests: dict[int, asyncio.Future[list[int]]] = {}
-        self._publishes: dict[int, asyncio.Future[list[int]]] = {}
+        # SUBSCRIBE/UNSUBSCRIBE (failed when the link drops) and QoS 1/2 PUBLISH
+        # (kept: paho sends them again after reconnecting).
+        self._requests = AwaitedPackets()
+        self._publishes = AwaitedPackets()
         self._room = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -239,16 +240,8 @@ class BridgeLink:
         self._socket.drop()
         self._socket.client = None
         self.connected = False
-        self._fail(self._requests, ConnectionError("the MQTT link closed"))
-        self._fail(self._publishes, ConnectionError("the MQTT link closed"))
-
-    @staticmethod
-    def _fail(pending: dict[int, asyncio.Future[list[int]]], exc: BaseException) -> None:
-        waiting = list(pending.values())
-        pending.clear()
-        for future in waiting:
-            if not future.done():
-                future.set_exception(exc)
+        self._requests.fail_all(ConnectionError("the MQTT link closed"))
+        self._publishes.fail_all(ConnectionError("the MQTT link closed"))
 
     async def publish(self, message: Publish) -> asyncio.Future[list[int]] | None:
         while True:
@@ -270,13 +263,11 @@ class BridgeLink:
                 raise ConnectionError(f"publish failed: {paho.error_string(info.rc)}")
             if message.request_id is None:
                 return None
-            assert self._loop is not None
-            future = self._loop.create_future()
             if info.is_published():
-                future.set_result([])
-            else:
-                self._publishes[info.mid] = future
-            return future
+                done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+                done.set_result([])
+                return done
+            return self._publishes.expect(info.mid)
 
     def _shared(self, topic_filter: str) -> str:
         """``topic_filter`` in the configured shared-subscription group, if any."""
@@ -295,12 +286,10 @@ class BridgeLink:
         client = self._socket.client
         if client is None or not self.connected:
             raise ConnectionError("the MQTT link is down")
-        assert self._loop is not None
         rc, mid = call(client)
         if rc != paho.MQTT_ERR_SUCCESS or mid is None:
             raise ConnectionError(f"request failed: {paho.error_string(rc)}")
-        future: asyncio.Future[list[int]] = self._loop.create_future()
-        self._requests[mid] = future
+        future = self._requests.expect(mid)
         async with asyncio.timeout(30):
             return await future
 
@@ -339,7 +328,7 @@ class BridgeLink:
         was_connected, self.connected = self.connected, False
         self._down.set()
         self._generation += 1
-        self._fail(self._requests, ConnectionError(f"the MQTT link went down ({reason})"))
+        self._requests.fail_all(ConnectionError(f"the MQTT link went down ({reason})"))
         self._room.set()
         if was_connected and not self._stopping:
             logger.warning("lost the MQTT broker %s (%s)", self.config.safe_url(), reason)
@@ -371,15 +360,11 @@ class BridgeLink:
     def _on_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
     ) -> None:
-        future = self._publishes.pop(mid, None)
-        if future is not None and not future.done():
-            future.set_result([reason.value])
+        self._publishes.answer(mid, [reason.value])
         self._room.set()
 
     def _on_suback(
         self, client: paho.Client, userdata: Any, mid: int, reasons: Any, props: Any
     ) -> None:
-        future = self._requests.pop(mid, None)
-        if future is not None and not future.done():
-            codes = reasons if isinstance(reasons, list) else [reasons]
-            future.set_result([code.value for code in codes])
+        codes = reasons if isinstance(reasons, list) else [reasons]
+        self._requests.answer(mid, [code.value for code in codes])
