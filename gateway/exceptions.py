@@ -38,8 +38,10 @@ Raised and handled inside gateway, never reaching an application: the Redis laye
 ``UnsupportedProtocol`` (the peer broke MQTT: the connection closes), the web server's
 ``RequestRefused`` (answered with a status), the Bot API server's ``BadParams`` and
 ``ApiError`` (answered to its client), the device check's ``LaneFull`` (the connect
-is refused), ``LifespanFailed`` and the launcher's ``EventLoopUnavailable`` and
-``ServiceStartError`` (one line on the command line, exit status 1).
+is refused), the instance manager's ``NoInstanceError`` (a server asked for an
+instance without the scope to start one: a bug in that server), ``LifespanFailed`` and
+the launcher's ``EventLoopUnavailable`` and ``ServiceStartError`` (one line on the
+command line, exit status 1).
 """
 
 
