@@ -52,6 +52,7 @@ class RequestCycle:
         "_continue_pending",
         "_head",
         "_length_left",
+        "_no_body",
         "_peer_finished",
         "_status",
         "_waiter",
@@ -82,6 +83,7 @@ class RequestCycle:
         self._status = 0
         self._chunked = False
         self._closes = False
+        self._no_body = False
         self._length_left: int | None = None
         self._bytes_sent = 0
         self._peer_finished = False
@@ -212,13 +214,13 @@ class RequestCycle:
         self._closes = head.closes
         if head.closes:
             self.keep_alive = False
+        # RFC 9110 9.3.2, 15.3.5, 15.4.5, 15.2: these responses carry no content.
+        self._no_body = (
+            self.scope["method"] == "HEAD" or head.status in (204, 304) or head.status < 200
+        )
 
     def _write_body(self, body: bytes, more_body: bool) -> None:
-        no_body = (
-            self.scope["method"] == "HEAD"
-            or self._status in (204, 304)
-            or (100 <= self._status < 200)
-        )
+        no_body = self._no_body
         out: list[bytes] = []
         if self._head:
             head = self._head

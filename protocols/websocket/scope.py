@@ -11,7 +11,7 @@ header names are lower-cased. Each scope gets a shallow copy of the lifespan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from gateway.web import events
@@ -36,8 +36,7 @@ class ConnectionInfo:
     secure: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     path: str
     raw_path: bytes
     query_string: bytes
