@@ -28,6 +28,7 @@ from gateway.web.events import (
     http_disconnect_event,
     request_event,
 )
+from protocols.readiness import PROBE_PATHS
 from protocols.websocket.accesslog import log_http
 from protocols.websocket.errors import ProtocolViolation
 from protocols.websocket.response import response_head, simple_response
@@ -121,11 +122,13 @@ class RequestCycle:
 
     async def run(self) -> None:
         """Run the application for this request; never raises (but lets cancellation out)."""
+        ctx = self._conn.ctx
+        app = ctx.app
+        if ctx.probes is not None and self.scope["path"] in PROBE_PATHS:
+            app = ctx.probes
         try:
             # Scope and events are typed (gateway.web.events); ASGI's callables are not.
-            await self._conn.ctx.app(
-                cast(Scope, self.scope), cast(Receive, self.receive), self.send
-            )
+            await app(cast(Scope, self.scope), cast(Receive, self.receive), self.send)
         except asyncio.CancelledError:
             raise
         except Exception:
