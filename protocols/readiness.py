@@ -40,6 +40,8 @@ from protocols.service import Service
 CHECK_TIMEOUT = 2.0
 LIVE_PATH = "/healthz"
 READY_PATH = "/readyz"
+#: The paths :class:`HealthRoutes` answers itself (with an empty ``root_path``).
+PROBE_PATHS = (LIVE_PATH, READY_PATH)
 
 #: A check: None when fine, else the reason in a few words.
 Check = Callable[[], Awaitable[str | None]]
@@ -146,7 +148,7 @@ class HealthRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path") if scope["type"] == "http" else None
-        if path in (LIVE_PATH, READY_PATH) and scope.get("root_path", "") == "":
+        if path in PROBE_PATHS and scope.get("root_path", "") == "":
             await self._answer(scope, send, path == READY_PATH)
         elif self.app is not None:
             await self.app(scope, receive, send)

@@ -75,6 +75,12 @@ class Server:
                     raise RuntimeError(f"{kind} did not start") from None
                 time.sleep(0.1)
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process has used so far."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss(self) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
@@ -131,7 +137,17 @@ def http(port: int, path: str, connections: int, duration: float) -> float:
     return sum(counts) / duration  # type: ignore[arg-type]
 
 
-def http_interleaved(apps: dict[str, str], args: argparse.Namespace) -> dict[str, float]:
+@dataclass
+class HttpResult:
+    """A server's best round: requests per second, and the server's own CPU time per
+    request in that round (user + system), which other load on the machine changes
+    much less than the rate."""
+
+    rate: float = 0.0
+    cpu_us: float = 0.0
+
+
+def http_interleaved(apps: dict[str, str], args: argparse.Namespace) -> dict[str, HttpResult]:
     """Requests/s of each ``kind -> app`` server, all running at once and measured in
     turn for ``args.http_rounds`` rounds; the best round of each is kept.
 
@@ -145,11 +161,14 @@ def http_interleaved(apps: dict[str, str], args: argparse.Namespace) -> dict[str
             servers[kind] = Server(kind, app)
         for server in servers.values():
             http(server.port, "/", 4, 0.5)  # warm-up
-        best = dict.fromkeys(servers, 0.0)
+        best = {kind: HttpResult() for kind in servers}
         for _ in range(args.http_rounds):
             for kind, server in servers.items():
+                cpu = server.cpu_seconds()
                 rate = http(server.port, "/", args.http_connections, args.http_seconds)
-                best[kind] = max(best[kind], rate)
+                cpu = server.cpu_seconds() - cpu
+                if rate > best[kind].rate:
+                    best[kind] = HttpResult(rate, cpu / (rate * args.http_seconds) * 1e6)
     finally:
         for server in servers.values():
             server.stop()
@@ -189,6 +208,7 @@ class Row:
     memory: float = 0.0
     django: float | None = None
     raw: float | None = None
+    raw_cpu_us: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -213,6 +233,9 @@ HTTP_SERVERS = {
     "daphne": "daphne",
     "gateway-asyncio": "gateway server on asyncio loop",
 }
+#: The servers of ``--raw-http-only`` (gateway on uvloop, uvicorn, daphne).
+RAW_HTTP_SERVERS = ("gateway", "uvicorn", "daphne")
+RAW_APP = "bench.web.apps:raw_http"
 #: The Django view is the same ``http`` route of either app.
 DJANGO_APPS = {
     kind: "bench.web.apps:gateway_app"
@@ -241,13 +264,30 @@ def run(args: argparse.Namespace) -> list[Row]:
     django = http_interleaved(DJANGO_APPS, args)
     print(django, flush=True)
     print("== HTTP, raw ASGI app", flush=True)
-    raw = http_interleaved(dict.fromkeys(HTTP_SERVERS, "bench.web.apps:raw_http"), args)
+    raw = http_interleaved(dict.fromkeys(HTTP_SERVERS, RAW_APP), args)
     print(raw, flush=True)
     for row in rows:
         for kind, label in HTTP_SERVERS.items():
             if row.name.split(" + ")[0] == label:
-                row.django, row.raw = django[kind], raw[kind]
+                row.django, row.raw, row.raw_cpu_us = (
+                    django[kind].rate,
+                    raw[kind].rate,
+                    raw[kind].cpu_us,
+                )
     return rows
+
+
+def raw_http_only(args: argparse.Namespace) -> str:
+    """``--raw-http-only``: the raw ASGI HTTP scenario alone, one line of results."""
+    raw = http_interleaved(dict.fromkeys(RAW_HTTP_SERVERS, RAW_APP), args)
+    parts = [f"{kind} {r.rate:,.0f} req/s ({r.cpu_us:.1f} us CPU/req)" for kind, r in raw.items()]
+    uvicorn = raw["uvicorn"]
+    ours = raw["gateway"]
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+        f"{os.getloadavg()[0]:.1f}: " + "; ".join(parts) + f"; gateway/uvicorn "
+        f"{ratio(ours.rate, uvicorn.rate)} req/s, {ratio(ours.cpu_us, uvicorn.cpu_us)} CPU/req"
+    )
 
 
 def ratio(a: float | None, b: float | None) -> str:
@@ -300,6 +340,16 @@ def report(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
         f"| memory per idle WS (lower is better) | {ratio(ours.memory, uvicorn.memory)} "
         f"| {ratio(ours.memory, daphne.memory)} | <= 0.6x daphne |",
         "",
+        "Server CPU time per raw ASGI request, user + system, in each server's best "
+        "round (lower is better; other load on the machine moves it much less than "
+        "requests/s): "
+        + ", ".join(
+            f"{row.name.split(' + ')[0]} {row.raw_cpu_us:.1f} us"
+            for row in rows
+            if row.raw_cpu_us and row is not ours_channels
+        )
+        + f" (gateway/uvicorn {ratio(ours.raw_cpu_us, uvicorn.raw_cpu_us)}).",
+        "",
         "Server alone (both running the Channels consumer): gateway server echo "
         f"{ratio(ours_channels.echo, uvicorn.echo)} uvicorn, "
         f"{ratio(ours_channels.echo, daphne.echo)} daphne.",
@@ -326,7 +376,15 @@ def main() -> None:
     parser.add_argument("--http-rounds", type=int, default=3)
     parser.add_argument("--idle", type=int, default=2000)
     parser.add_argument("--output", default=str(Path(__file__).with_name("RESULTS.md")))
+    parser.add_argument(
+        "--raw-http-only",
+        action="store_true",
+        help="only the raw ASGI HTTP scenario on gateway, uvicorn and daphne; print, write nothing",
+    )
     args = parser.parse_args()
+    if args.raw_http_only:
+        print(raw_http_only(args))
+        return
     started = time.monotonic()
     rows = run(args)
     text = report(rows, args, time.monotonic() - started)

@@ -56,6 +56,10 @@ class Counters:
 class ServerContext:
     app: ASGIApp
     config: Config
+    #: What answers HTTP requests for the probe paths (:data:`PROBE_PATHS`); None when
+    #: probes are off. Chosen per request rather than wrapped around ``app``, so other
+    #: requests and every WebSocket reach ``app`` without an extra call.
+    probes: ASGIApp | None = None
     #: Lifespan ``state`` copied into each scope (None when lifespan did not run).
     state: dict[str, Any] | None = None
     connections: set[Connection] = field(default_factory=set)

@@ -37,6 +37,8 @@ from protocols.websocket.scope import ConnectionInfo, http_scope
 logger = logging.getLogger("gateway.web")
 #: A bug in this module's parser callbacks: one traceback, then counts (DESIGN §8).
 failures = FailureLog(logger)
+#: A timer may fire this early (uvloop counts milliseconds): not worth re-arming for.
+_TIMER_SLACK = 0.001
 
 
 def _common_names(*names: str) -> dict[bytes, bytes]:
@@ -100,7 +102,8 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = False
         self.draining = False  # shutting down: close after the current response
         self._reading = True
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None  # fires at or before _deadline
+        self._deadline = 0.0  # loop time when what the connection waits for times out
         self._abandon: asyncio.TimerHandle | None = None  # cancels what runs after the client left
         self._waiting = Waiting.NOTHING
         self._body: BodyDeadline | None = None
@@ -133,6 +136,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._wait(Waiting.NOTHING)
+        self._cancel_timer()
         self.flow.lost()
         for cycle in (self.cycle, self.parsing, *self.pipeline):
             if cycle is not None:
@@ -373,15 +377,30 @@ class HttpProtocol(asyncio.Protocol):
     def _wait(self, waiting: Waiting, delay: float = 0.0) -> None:
         """Wait for ``waiting`` from the client for ``delay`` seconds (a body: by its
         deadline); NOTHING stops waiting."""
-        self._cancel_timer()
         self._waiting = waiting
         if waiting is Waiting.BODY:
             assert self._body is not None  # set by body_expected()
-            self._timer = self.loop.call_at(self._body.deadline(), self._timed_out)
+            self._arm(self._body.deadline())
             return
         self._body = None
         if waiting is not Waiting.NOTHING:
-            self._timer = self.loop.call_later(delay, self._timed_out)
+            self._arm(self.loop.time() + delay)
+
+    def _arm(self, deadline: float) -> None:
+        """Time out at ``deadline``, keeping the timer if it fires no later.
+
+        A keep-alive connection waits for a head, then nothing, then the next request,
+        on every request; moving one timer each time would cost two timers per
+        request. An early timer instead finds the deadline moved and re-arms for it
+        (:meth:`_timed_out`), so a busy connection re-arms about once per timeout.
+        """
+        self._deadline = deadline
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = self.loop.call_at(deadline, self._timed_out)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -391,16 +410,20 @@ class HttpProtocol(asyncio.Protocol):
     def _timed_out(self) -> None:
         self._timer = None
         waiting = self._waiting
-        if waiting is Waiting.REQUEST:
-            self.close()  # an idle keep-alive connection
-        elif waiting is Waiting.HEAD:
-            self._too_slow("request head", self.config.timeout_request_head)
-        elif waiting is Waiting.BODY:
+        if waiting is Waiting.NOTHING:
+            return
+        if waiting is Waiting.BODY:
             assert self._body is not None  # BODY implies it
             if self._body.expired(self.loop.time()):
                 self._too_slow("request body", self.config.timeout_body)
             else:
                 self._wait(Waiting.BODY)  # more arrived since: wait until the new deadline
+        elif self.loop.time() < self._deadline - _TIMER_SLACK:
+            self._arm(self._deadline)  # the wait began again since this timer was set
+        elif waiting is Waiting.REQUEST:
+            self.close()  # an idle keep-alive connection
+        else:
+            self._too_slow("request head", self.config.timeout_request_head)
 
     def _too_slow(self, what: str, timeout: float) -> None:
         """RFC 9110 15.5.9: 408 when the request did not arrive in time, if no response

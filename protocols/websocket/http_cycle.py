@@ -28,6 +28,7 @@ from gateway.web.events import (
     http_disconnect_event,
     request_event,
 )
+from protocols.readiness import PROBE_PATHS
 from protocols.websocket.accesslog import log_http
 from protocols.websocket.errors import ProtocolViolation
 from protocols.websocket.response import response_head, simple_response
@@ -52,6 +53,7 @@ class RequestCycle:
         "_continue_pending",
         "_head",
         "_length_left",
+        "_no_body",
         "_peer_finished",
         "_status",
         "_waiter",
@@ -82,6 +84,7 @@ class RequestCycle:
         self._status = 0
         self._chunked = False
         self._closes = False
+        self._no_body = False
         self._length_left: int | None = None
         self._bytes_sent = 0
         self._peer_finished = False
@@ -119,11 +122,13 @@ class RequestCycle:
 
     async def run(self) -> None:
         """Run the application for this request; never raises (but lets cancellation out)."""
+        ctx = self._conn.ctx
+        app = ctx.app
+        if ctx.probes is not None and self.scope["path"] in PROBE_PATHS:
+            app = ctx.probes
         try:
             # Scope and events are typed (gateway.web.events); ASGI's callables are not.
-            await self._conn.ctx.app(
-                cast(Scope, self.scope), cast(Receive, self.receive), self.send
-            )
+            await app(cast(Scope, self.scope), cast(Receive, self.receive), self.send)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -212,13 +217,13 @@ class RequestCycle:
         self._closes = head.closes
         if head.closes:
             self.keep_alive = False
+        # RFC 9110 9.3.2, 15.3.5, 15.4.5, 15.2: these responses carry no content.
+        self._no_body = (
+            self.scope["method"] == "HEAD" or head.status in (204, 304) or head.status < 200
+        )
 
     def _write_body(self, body: bytes, more_body: bool) -> None:
-        no_body = (
-            self.scope["method"] == "HEAD"
-            or self._status in (204, 304)
-            or (100 <= self._status < 200)
-        )
+        no_body = self._no_body
         out: list[bytes] = []
         if self._head:
             head = self._head

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: RFC 9110 7.2 / RFC 3986 3.2.2-3.2.3: ``uri-host [ ":" port ]``; empty is allowed.
 _HOST = re.compile(rb"(\[[0-9A-Za-z.:]*\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(:[0-9]*)?")
+#: Host values found valid: every request of every client names the same few, so
+#: each is matched once; past ``_VALID_HOSTS_MAX`` values (a client making them up)
+#: it starts over.
+_valid_hosts: set[bytes] = set()
+_VALID_HOSTS_MAX = 256
 
 
 class RequestRefused(Exception):
@@ -27,8 +32,7 @@ class RequestRefused(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class HeadFacts:
+class HeadFacts(NamedTuple):
     """What the connection needs to know about a request before running it."""
 
     #: ``Expect: 100-continue``: the client waits for ``100 Continue`` (RFC 9110 10.1.1).
@@ -54,8 +58,8 @@ def inspect_head(http_version: str, headers: Iterable[tuple[bytes, bytes]]) -> H
             hosts += 1
             if hosts > 1:
                 raise RequestRefused(400, "Bad Request", "more than one Host header")
-            if not _HOST.fullmatch(value.strip(b" \t")):
-                raise RequestRefused(400, "Bad Request", "invalid Host header")
+            if value not in _valid_hosts:
+                _check_host(value)
         elif name == b"content-length":
             has_body = has_body or value.strip(b" \t") not in (b"0", b"")
         elif name == b"transfer-encoding":
@@ -67,3 +71,11 @@ def inspect_head(http_version: str, headers: Iterable[tuple[bytes, bytes]]) -> H
     if hosts == 0 and http_version == "1.1":
         raise RequestRefused(400, "Bad Request", "HTTP/1.1 request without Host")
     return HeadFacts(expect_continue, has_body, websocket)
+
+
+def _check_host(value: bytes) -> None:
+    if not _HOST.fullmatch(value.strip(b" \t")):
+        raise RequestRefused(400, "Bad Request", "invalid Host header")
+    if len(_valid_hosts) >= _VALID_HOSTS_MAX:
+        _valid_hosts.clear()
+    _valid_hosts.add(value)

@@ -15,17 +15,27 @@ import email.utils
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from http import HTTPStatus
+from typing import NamedTuple
 
 from protocols.websocket.errors import ProtocolViolation
 
-_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+#: Every status line with a registered reason phrase, formatted once.
+_STATUS_LINES = {
+    status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
+    for status in HTTPStatus
+}
 #: RFC 9110 5.6.2: a field name is a token.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: RFC 9110 5.5: CR, LF and NUL never appear in a field value.
 _FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
+
+#: Field names found to be tokens, each with its lower-case form. Applications send
+#: the same few names on every response, so each is checked once; past
+#: ``_CHECKED_NAMES_MAX`` names (an application echoing what clients send) it starts over.
+_checked_names: dict[bytes, bytes] = {}
+_CHECKED_NAMES_MAX = 512
 
 #: (second, the Date value, its header line): formatted once a second.
 _date_cache: tuple[int, str, bytes] = (0, "", b"")
@@ -51,7 +61,8 @@ def date_header() -> bytes:
 
 
 def status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))
+    """RFC 9112 4: the status line; a status without a registered phrase gets none."""
+    return _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
 
 
 def simple_response(status: int, text: str) -> bytes:
@@ -70,8 +81,7 @@ def simple_response(status: int, text: str) -> bytes:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseHead:
+class ResponseHead(NamedTuple):
     """A response head without its final framing header and blank line."""
 
     status: int
@@ -95,8 +105,9 @@ def response_head(status: object, headers: Iterable[tuple[bytes, bytes]]) -> Res
     content_length: int | None = None
     closes = False
     for name, value in headers:
-        _check_field(name, value)
-        lname = name.lower()
+        lname = _checked_names.get(name) if type(name) is bytes else None
+        if lname is None or type(value) is not bytes or _FORBIDDEN_IN_VALUE.search(value):
+            lname = _checked_field(name, value)
         if lname == b"transfer-encoding":
             continue
         if lname == b"content-length":
@@ -107,14 +118,21 @@ def response_head(status: object, headers: Iterable[tuple[bytes, bytes]]) -> Res
                 continue
         elif lname == b"connection":
             closes = closes or b"close" in (token.strip().lower() for token in value.split(b","))
-        lines.append(b"%s: %s\r\n" % (name, value))
+        lines.append(name + b": " + value + b"\r\n")
     return ResponseHead(status, lines, content_length, closes)
 
 
-def _check_field(name: object, value: object) -> None:
+def _checked_field(name: object, value: object) -> bytes:
+    """Check a field the fast path did not vouch for; its name, lower-cased."""
     if not isinstance(name, bytes) or not isinstance(value, bytes):
         raise ProtocolViolation(f"header names and values must be bytes, got {name!r}: {value!r}")
     if not _TOKEN.fullmatch(name):
         raise ProtocolViolation(f"invalid header name {name!r}")
     if _FORBIDDEN_IN_VALUE.search(value):
         raise ProtocolViolation(f"invalid header value for {name!r} (CR, LF or NUL)")
+    lower = name.lower()
+    if type(name) is bytes:
+        if len(_checked_names) >= _CHECKED_NAMES_MAX:
+            _checked_names.clear()
+        _checked_names[name] = lower
+    return lower

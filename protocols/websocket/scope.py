@@ -11,7 +11,7 @@ header names are lower-cased. Each scope gets a shallow copy of the lifespan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import Any, NamedTuple, TypedDict, TypeVar, Unpack
 from urllib.parse import unquote
 
 from gateway.web import events
@@ -39,8 +39,7 @@ class ConnectionInfo:
     secure: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     path: str
     raw_path: bytes
     query_string: bytes

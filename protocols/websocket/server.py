@@ -48,8 +48,8 @@ class WebServer(Service):
         #: What ``/readyz`` checks (default: the channel layer and the database);
         #: ``ServiceGroup`` adds the process's other services.
         self.readiness = readiness or Readiness()
-        served = HealthRoutes(app, self.readiness) if self.config.health_probes else app
-        self.ctx = ServerContext(served, self.config)
+        probes = HealthRoutes(app, self.readiness) if self.config.health_probes else None
+        self.ctx = ServerContext(app, self.config, probes=probes)
         self.lifespan = Lifespan(app, self.config.lifespan)
         self._server: asyncio.Server | None = None
         self._port: int | None = None

@@ -298,6 +298,34 @@ async def test_idle_keep_alive_connection_is_closed(serve: Serve) -> None:
         assert await client.at_eof()
 
 
+async def test_keep_alive_timeout_counts_from_the_last_response(serve: Serve) -> None:
+    """Requests for several idle timeouts in a row keep a connection open; idle, it
+    closes one timeout after its last response, not after its first."""
+    timeout = 0.1
+    loop = asyncio.get_running_loop()
+    async with serve(echo_scope, timeout_keep_alive=timeout) as server, raw(server.port) as client:
+        busy_until = loop.time() + 4 * timeout
+        while loop.time() < busy_until:
+            await client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await client.read_response())[0] == 200
+        last_response = loop.time()
+        assert await client.at_eof()
+        assert loop.time() - last_response >= timeout * 0.9  # uvloop counts milliseconds
+
+
+async def test_a_head_after_requests_still_has_its_own_timeout(serve: Serve) -> None:
+    """The head timeout, shorter than the keep-alive one, holds on a reused connection."""
+    async with (
+        serve(echo_scope, timeout_request_head=0.1, timeout_keep_alive=30) as server,
+        raw(server.port) as client,
+    ):
+        await client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await client.read_response())[0] == 200
+        await client.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert (await client.read_response())[0] == 408  # read_head waits 5 s at most
+        assert await client.at_eof()
+
+
 async def test_a_slow_app_does_not_stall_other_connections(serve: Serve) -> None:
     release = asyncio.Event()
 
