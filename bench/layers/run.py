@@ -301,6 +301,7 @@ def report(results: dict[str, Result], command: str, elapsed: float) -> str:
 
     pairs = [
         ("gateway", "channels_redis"),
+        ("gateway", "channels_redis pubsub"),
         ("gateway pubsub", "channels_redis pubsub"),
         ("gateway pubsub", "channels_redis"),
         ("gateway", FLOOR),
