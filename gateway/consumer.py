@@ -161,11 +161,17 @@ async def dispatch_from(
     # Per source, either its reader (a Task's coroutine function) or its poll.
     readers = [s if callable(s) else None for s in sources]
     polled = [None if callable(s) else s for s in sources]
+    only_polled = [poll for poll in polled if poll is not None]
+    order = list(enumerate(zip(readers, polled, strict=True)))
     tasks = [read(reader) if reader is not None else None for reader in readers]
+    # Reused for every wait: a list (or generator) made per wait would live as long
+    # as the wait, and thousands of them, one per member of a group waiting for its
+    # next broadcast, are work for the cyclic garbage collector.
+    registered: list[PolledSource] = []
     try:
         while True:
             rearmed = False
-            for index, (reader, poll) in enumerate(zip(readers, polled, strict=True)):
+            for index, (reader, poll) in order:
                 if poll is not None:
                     message = poll.take()
                     if message is None:
@@ -188,16 +194,16 @@ async def dispatch_from(
             # finds out whether anything more is there.
             waiter = wake = loop.create_future()
             woken_by_task = False
-            registered: list[PolledSource] = []
             try:
-                for poll in polled:
-                    if poll is None:
-                        continue
+                for poll in only_polled:
                     if not poll.wait(waiter):
                         break  # a message is there already
                     registered.append(poll)
                 else:
-                    if not any(task is not None and task.done() for task in tasks):
+                    for task in tasks:
+                        if task is not None and task.done():
+                            break
+                    else:
                         await waiter
             finally:
                 wake = None
@@ -205,6 +211,7 @@ async def dispatch_from(
                 if woken_by_task or not waiter.done() or len(registered) > 1:
                     for poll in registered:
                         poll.unwait(waiter)
+                registered.clear()
     finally:
         pending = [task for task in tasks if task is not None]
         for task in pending:

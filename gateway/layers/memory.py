@@ -54,14 +54,27 @@ Clock = Callable[[], float]
 
 
 class _Channel:
-    """One channel's queued messages (with their expiry times) and waiting receivers."""
+    """One channel's queued messages, their expiry times and its waiting receivers.
 
-    __slots__ = ("in_heap", "messages", "waiters")
+    The expiry times are a deque of their own beside the messages, not a tuple per
+    message: a group broadcast queues one message on every member's channel, and
+    each tuple would be one more object for the cyclic garbage collector to track,
+    promote and traverse while thousands of them wait to be received.
+    """
+
+    __slots__ = ("expiries", "in_heap", "messages", "waiters")
 
     def __init__(self) -> None:
-        self.messages: deque[tuple[float, Message]] = deque()
+        self.messages: deque[Message] = deque()
+        #: ``expiries[i]`` is when ``messages[i]`` expires (monotonic seconds).
+        self.expiries: deque[float] = deque()
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.in_heap = False
+
+    def pop(self) -> Message:
+        """The oldest message, taken off the queue with its expiry time."""
+        self.expiries.popleft()
+        return self.messages.popleft()
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
@@ -160,7 +173,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 if state is None:
                     state = self._channels[channel] = _Channel()
                 if state.messages:
-                    _, message = state.messages.popleft()
+                    message = state.pop()
                     self.stats.received += 1
                     self._forget_if_idle(channel, state)
                     return message
@@ -193,7 +206,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             state = self._channels.get(channel)
             if state is None or not state.messages:
                 return None
-            _, message = state.messages.popleft()
+            message = state.pop()
             self.stats.received += 1
             self._forget_if_idle(channel, state)
             return message
@@ -281,6 +294,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         with self._lock:
             for name, state in list(self._channels.items()):
                 state.messages.clear()
+                state.expiries.clear()
                 state.in_heap = False
                 self._forget_if_idle(name, state)
             self._groups.clear()
@@ -324,7 +338,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self._forget_if_idle(channel, state)
             raise ChannelFull(channel)
         expires = now + self.expiry
-        state.messages.append((expires, copy_message(message)))
+        state.messages.append(copy_message(message))
+        state.expiries.append(expires)
         self.stats.sent += 1
         if not state.in_heap:
             state.in_heap = True
@@ -360,11 +375,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
             state = self._channels.get(name)
             if state is None:
                 continue
-            while state.messages and state.messages[0][0] <= now:
-                state.messages.popleft()
+            expiries = state.expiries
+            while expiries and expiries[0] <= now:
+                state.pop()
                 self.stats.expired += 1
-            if state.messages:
-                heapq.heappush(heap, (state.messages[0][0], next(self._sequence), name))
+            if expiries:
+                heapq.heappush(heap, (expiries[0], next(self._sequence), name))
             else:
                 state.in_heap = False
                 self._forget_if_idle(name, state)
