@@ -9,6 +9,7 @@ live-server test case, :class:`protocols.websocket.ServerThread`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -121,6 +122,11 @@ class ServiceGroup:
                         raise ServiceStartError(service.name, exc) from exc
                     running.append(service)
                     logger.info("%s started", service.name)
+                # What start-up made (Django, the project, the routes: some 350,000
+                # objects) lives as long as the process. Left out of every collection
+                # from now on, a full collection costs what the traffic made, not the
+                # whole process (0.2-0.7 s each among 3,000 live dashboards).
+                gc.freeze()
                 if started is not None:
                     started()
                 await stop_event.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import pytest
@@ -68,3 +69,22 @@ async def test_a_service_past_its_bound_is_cancelled(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert "stuck did not stop within 0.05s; cancelling it" in errors
     assert "failing failed to stop cleanly" in errors
+
+
+async def test_what_start_up_made_is_left_out_of_garbage_collections() -> None:
+    """A full collection among thousands of live consumers must not walk Django too."""
+    stop = asyncio.Event()
+    frozen: list[int] = []
+
+    def started() -> None:
+        frozen.append(gc.get_freeze_count())
+        stop.set()
+
+    try:
+        async with asyncio.timeout(5):
+            await runner.ServiceGroup([Recording("web", [], stop)]).serve(
+                stop_event=stop, started=started
+            )
+        assert frozen[0] > 0  # frozen before the launcher says it has started
+    finally:
+        gc.unfreeze()
