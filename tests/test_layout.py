@@ -147,8 +147,6 @@ UNMIRRORED = {
     "protocols/websocket/flow.py": "tests/protocols/websocket/test_http.py",
     "protocols/websocket/http_cycle.py": "tests/protocols/websocket/test_http.py",
     "protocols/websocket/lifespan.py": "tests/protocols/websocket/test_server.py",
-    "protocols/websocket/request.py": "tests/protocols/websocket/test_properties.py",
-    "protocols/websocket/response.py": "tests/protocols/websocket/test_properties.py",
     "protocols/websocket/thread.py": "tests/protocols/websocket/test_server.py",
 }
 
