@@ -32,13 +32,12 @@ from protocols.websocket.flow import WriteFlow
 from protocols.websocket.http_cycle import RequestCycle
 from protocols.websocket.request import RequestRefused, inspect_head
 from protocols.websocket.response import simple_response
-from protocols.websocket.scope import ConnectionInfo, http_scope
+from protocols.websocket.scope import ConnectionInfo, connection_info, http_scope
+from protocols.websocket.timer import LazyTimer
 
 logger = logging.getLogger("gateway.web")
 #: A bug in this module's parser callbacks: one traceback, then counts (DESIGN §8).
 failures = FailureLog(logger)
-#: A timer may fire this early (uvloop counts milliseconds): not worth re-arming for.
-_TIMER_SLACK = 0.001
 
 
 def _common_names(*names: str) -> dict[bytes, bytes]:
@@ -72,18 +71,6 @@ class Waiting(enum.Enum):
     BODY = "body"  # a request body is arriving: 408
 
 
-def connection_info(transport: asyncio.BaseTransport) -> ConnectionInfo:
-    peer = transport.get_extra_info("peername")
-    local = transport.get_extra_info("sockname")
-    client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple | list) and peer else None
-    server: tuple[str, int | None] | None = None
-    if isinstance(local, tuple | list) and local:
-        server = (str(local[0]), int(local[1]))
-    elif isinstance(local, str) and local:
-        server = (local, None)  # a Unix socket path
-    return ConnectionInfo(client, server, transport.get_extra_info("sslcontext") is not None)
-
-
 class HttpProtocol(asyncio.Protocol):
     protocol = "http"
 
@@ -102,8 +89,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = False
         self.draining = False  # shutting down: close after the current response
         self._reading = True
-        self._timer: asyncio.TimerHandle | None = None  # fires at or before _deadline
-        self._deadline = 0.0  # loop time when what the connection waits for times out
+        self._timer = LazyTimer(self.loop, self._timed_out)  # what it waits for, timed
         self._abandon: asyncio.TimerHandle | None = None  # cancels what runs after the client left
         self._waiting = Waiting.NOTHING
         self._body: BodyDeadline | None = None
@@ -136,7 +122,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._wait(Waiting.NOTHING)
-        self._cancel_timer()
+        self._timer.cancel()
         self.flow.lost()
         for cycle in (self.cycle, self.parsing, *self.pipeline):
             if cycle is not None:
@@ -338,7 +324,7 @@ class HttpProtocol(asyncio.Protocol):
         assert self._body is not None  # only called while a body is watched
         if paused:
             self._body.pause(self.loop.time())
-            self._cancel_timer()
+            self._timer.cancel()
         else:
             self._body.resume(self.loop.time())
             self._wait(Waiting.BODY)
@@ -369,7 +355,7 @@ class HttpProtocol(asyncio.Protocol):
         url, headers = request
         protocol = WebSocketProtocol(self.ctx, self.transport, self.info)
         self.closed = True  # this object no longer owns the transport
-        self._cancel_timer()
+        self._timer.cancel()
         self.transport.set_protocol(protocol)
         protocol.start(self.parser.get_method(), url, headers, trailing)
         self.ctx.forget(self)
@@ -380,35 +366,13 @@ class HttpProtocol(asyncio.Protocol):
         self._waiting = waiting
         if waiting is Waiting.BODY:
             assert self._body is not None  # set by body_expected()
-            self._arm(self._body.deadline())
+            self._timer.set(self._body.deadline())
             return
         self._body = None
         if waiting is not Waiting.NOTHING:
-            self._arm(self.loop.time() + delay)
-
-    def _arm(self, deadline: float) -> None:
-        """Time out at ``deadline``, keeping the timer if it fires no later.
-
-        A keep-alive connection waits for a head, then nothing, then the next request,
-        on every request; moving one timer each time would cost two timers per
-        request. An early timer instead finds the deadline moved and re-arms for it
-        (:meth:`_timed_out`), so a busy connection re-arms about once per timeout.
-        """
-        self._deadline = deadline
-        timer = self._timer
-        if timer is not None:
-            if timer.when() <= deadline:
-                return
-            timer.cancel()
-        self._timer = self.loop.call_at(deadline, self._timed_out)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+            self._timer.set(self.loop.time() + delay)
 
     def _timed_out(self) -> None:
-        self._timer = None
         waiting = self._waiting
         if waiting is Waiting.NOTHING:
             return
@@ -418,8 +382,6 @@ class HttpProtocol(asyncio.Protocol):
                 self._too_slow("request body", self.config.timeout_body)
             else:
                 self._wait(Waiting.BODY)  # more arrived since: wait until the new deadline
-        elif self.loop.time() < self._deadline - _TIMER_SLACK:
-            self._arm(self._deadline)  # the wait began again since this timer was set
         elif waiting is Waiting.REQUEST:
             self.close()  # an idle keep-alive connection
         else:

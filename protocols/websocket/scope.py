@@ -10,6 +10,7 @@ header names are lower-cased. Each scope gets a shallow copy of the lifespan
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypedDict, TypeVar, Unpack
 from urllib.parse import unquote
@@ -37,6 +38,19 @@ class ConnectionInfo:
     #: (host, port), or (path, None) on a Unix socket (ASGI www spec, ``server``).
     server: ServerAddress | None
     secure: bool
+
+
+def connection_info(transport: asyncio.BaseTransport) -> ConnectionInfo:
+    """What ``transport`` says about its connection: peer, local address, TLS."""
+    peer = transport.get_extra_info("peername")
+    local = transport.get_extra_info("sockname")
+    client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple | list) and peer else None
+    server: tuple[str, int | None] | None = None
+    if isinstance(local, tuple | list) and local:
+        server = (str(local[0]), int(local[1]))
+    elif isinstance(local, str) and local:
+        server = (local, None)  # a Unix socket path
+    return ConnectionInfo(client, server, transport.get_extra_info("sslcontext") is not None)
 
 
 class Target(NamedTuple):
