@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -112,14 +112,22 @@ def redis_layer_settings(settings: Any, port: int, prefix: str) -> None:
     }
 
 
-async def send_when_up(layer: Any, message: dict[str, Any]) -> None:
-    """Send, retrying while the layer reports Redis unavailable (bounded)."""
+async def when_up(call: Callable[[], Awaitable[None]]) -> None:
+    """``await call()``, retrying while the layer reports Redis unavailable (bounded).
+
+    A restarted Redis answers before the layer has noticed (its probe backs off), and
+    these tests give the layer an outage_timeout of 0.2 s.
+    """
     for _ in range(100):
         with contextlib.suppress(ChannelLayerUnavailable):
-            await layer.send("mqtt.publish", message)
+            await call()
             return
         await asyncio.sleep(0.05)
     raise AssertionError("Redis did not come back")
+
+
+async def send_when_up(layer: Any, message: dict[str, Any]) -> None:
+    await when_up(lambda: layer.send("mqtt.publish", message))
 
 
 async def test_fixed_channel_survives_a_redis_restart(
@@ -220,7 +228,7 @@ async def test_a_message_that_failed_on_a_down_layer_is_not_acknowledged(
     layer = get_channel_layer()
     assert layer is not None
     watcher = await layer.new_channel()
-    await layer.group_add("readings", watcher)
+    await when_up(lambda: layer.group_add("readings", watcher))
     try:
         await serve(application, BridgeLink(BridgeConfig.from_url(url)))
         async with asyncio.timeout(WAIT):
