@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,58 +21,19 @@ from gateway.layers import get_channel_layer
 from gateway.routing import TopicRouter, topic
 from protocols.mqtt.bridge import BridgeLink
 from protocols.mqtt.config import BridgeConfig
-from tests.ports import free_port
+from tests.gateway.layers.redis_servers import RedisServer
 from tests.protocols.mqtt.conftest import WAIT, Device, Recorder
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.redis]
 
 
-class RedisServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert self.process.stdout is not None
-        try:
-            async with asyncio.timeout(WAIT):
-                while b"Ready to accept connections" not in (
-                    line := await self.process.stdout.readline()
-                ):
-                    if not line:
-                        raise RuntimeError("redis-server did not start")
-        except BaseException:
-            if self.process.returncode is None:
-                self.process.kill()
-            await self.process.wait()
-            raise
-        self.drain = asyncio.create_task(self.process.stdout.read())
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-            await self.drain
-
-
 @pytest.fixture
-async def redis_server() -> AsyncIterator[RedisServer]:
-    server = RedisServer(free_port())
-    await server.start()
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A private redis-server; tests kill and restart it (in a thread: it blocks)."""
+    server = RedisServer(tmp_path)
+    await asyncio.to_thread(server.start)
     yield server
-    await server.kill()
+    await asyncio.to_thread(server.kill)
 
 
 class Forwarder(AsyncMqttConsumer):
@@ -153,8 +115,8 @@ async def test_fixed_channel_survives_a_redis_restart(
     await send_when_up(layer, {**command, "payload": "before"})
     assert (await device.next_message()).payload == b"before"
 
-    await redis_server.kill()
-    await redis_server.start()
+    await asyncio.to_thread(redis_server.kill)
+    await asyncio.to_thread(redis_server.start)
     await send_when_up(layer, {**command, "payload": "after"})
     assert (await device.next_message()).payload == b"after"
     await layer.close()
@@ -189,11 +151,11 @@ async def test_a_message_that_failed_on_a_down_layer_is_retried_until_it_is_back
             # lose the reply, and the message would rightly be tried again (QoS 1).
             assert await forwarded.get() == b"before"
 
-            await redis_server.kill()
+            await asyncio.to_thread(redis_server.kill)
             await device.publish(f"{unique}/in/1", "during", qos=1)
             for _ in range(3):  # it fails, and is tried again, and again
                 assert await attempts.get() == b"during"
-            await redis_server.start()
+            await asyncio.to_thread(redis_server.start)
             assert (await layer.receive(watcher))["payload"] == b"during"
         # One traceback at most for all those failures, however many there were.
         tracebacks = [r for r in caplog.records if r.exc_info and r.name == "gateway.server"]
@@ -218,12 +180,12 @@ async def test_a_message_that_failed_on_a_down_layer_is_not_acknowledged(
     first = await serve(application, BridgeLink(BridgeConfig.from_url(url)))
     device = devices(urlsplit(mosquitto_url).port or 1883)
     await device.connect()
-    await redis_server.kill()
+    await asyncio.to_thread(redis_server.kill)
     await device.publish(f"{unique}/in/1", "during", qos=1)
     async with asyncio.timeout(WAIT):
         assert await attempts.get() == b"during"
     await first.stop(1.0)
-    await redis_server.start()
+    await asyncio.to_thread(redis_server.start)
 
     layer = get_channel_layer()
     assert layer is not None
