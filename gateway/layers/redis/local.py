@@ -37,7 +37,7 @@ from .availability import report_receive_failure
 from .connection import BlockingReader, Lease, Shard
 from .errors import UNREACHABLE, raise_if_cancelling, translate_errors
 from .keys import counts_key, decode_entry, encode_entry, inbox_key
-from .mailbox import Mailboxes, Payload
+from .mailbox import Entry, Mailbox, Mailboxes, Payload
 
 logger = logging.getLogger("gateway.layers.redis")
 
@@ -107,7 +107,7 @@ class FamilyReceiver:
             mailbox = self.mailboxes[channel]
             if mailbox.put((deadline, payload)):
                 continue
-            if self._evict_group_message(channel):
+            if self._evict_group_message(channel, mailbox):
                 mailbox.put((deadline, payload))
             else:
                 self.stats.dropped_full += 1
@@ -123,25 +123,28 @@ class FamilyReceiver:
                 payload.shares += 1
                 self.pending_acks[channel] = self.pending_acks.get(channel, 0) - 1
             else:
-                self.stats.dropped_full += 1
-                report_dropped(channel, f"at capacity ({mailbox.capacity}), group message")
+                self._missed(channel, mailbox)
 
-    def _evict_group_message(self, channel: str) -> bool:
+    def _missed(self, channel: str, mailbox: Mailbox[Entry]) -> None:
+        """``channel``'s member misses a group message: its capacity is full."""
+        self.stats.dropped_full += 1
+        report_dropped(channel, f"at capacity ({mailbox.capacity}), group message")
+
+    def _evict_group_message(self, channel: str, mailbox: Mailbox[Entry]) -> bool:
         """Drop the newest group message buffered for ``channel``; False if none is.
 
         A sent message finding its channel full can only be due to group messages
         admitted here that Redis had not counted yet when it accepted the send; the
         newest buffered one is among them.
         """
-        items = self.mailboxes[channel].items
+        items = mailbox.items
         for index in range(len(items) - 1, -1, -1):
             payload = items[index][1]
             if payload.group:
                 del items[index]
                 payload.shares -= 1
                 self._ack(channel)
-                self.stats.dropped_full += 1
-                report_dropped(channel, "at capacity, group message")
+                self._missed(channel, mailbox)
                 return True
         return False
 
