@@ -41,9 +41,22 @@ class CommandNotSent(ChannelLayerUnavailable):
     """
 
 
+def _cancel_requests() -> int:
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
 @contextlib.contextmanager
 def translate_errors(where: str) -> Iterator[None]:
-    """Turn redis-py's connection failures into :class:`ChannelLayerUnavailable`."""
+    """Turn redis-py's connection failures into :class:`ChannelLayerUnavailable`.
+
+    It also restores a cancellation redis-py swallowed. Cancelled while it fetches
+    a cluster's topology, redis-py turns the cancellation into a connection error
+    and tries the next node, so the call returns normally; a receive loop that
+    went on would ignore the cancel and block for good. A cancel requested during
+    the block and not delivered is raised on the way out.
+    """
+    requested = _cancel_requests()
     try:
         yield
     except ChannelLayerUnavailable:
@@ -52,3 +65,5 @@ def translate_errors(where: str) -> Iterator[None]:
         raise ChannelLayerUnavailable(f"Redis at {where} is unavailable: {exc}") from exc
     except RedisClusterException as exc:
         raise ChannelLayerUnavailable(f"Redis Cluster at {where} failed: {exc}") from exc
+    if _cancel_requests() > requested:
+        raise asyncio.CancelledError(f"cancelled while talking to Redis at {where}")

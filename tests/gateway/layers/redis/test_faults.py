@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.exceptions import ChannelLayerUnavailable
 from gateway.layers.redis import RedisChannelLayer, RedisPubSubChannelLayer
-from gateway.layers.redis.errors import UNREACHABLE, raise_if_cancelling
+from gateway.layers.redis.errors import UNREACHABLE, raise_if_cancelling, translate_errors
 from tests.gateway.layers.redis_servers import RedisServer, redis_servers
 
 pytestmark = [pytest.mark.redis]
@@ -347,3 +347,28 @@ async def test_a_cancellation_turned_into_a_connection_error_is_still_a_cancella
         with pytest.raises(asyncio.CancelledError):
             await task
     assert not retried.is_set()
+
+
+async def test_a_cancellation_a_client_library_swallowed_is_raised_after_the_call() -> None:
+    """redis-py may catch a cancellation and go on to another node; the call returns."""
+    arrived = asyncio.Event()
+
+    async def library_call() -> str:
+        try:
+            arrived.set()
+            await asyncio.sleep(3600)  # asking the first node
+        except asyncio.CancelledError:
+            pass  # the next node answers
+        return "slots"
+
+    async def caller() -> str:
+        with translate_errors("test"):
+            return await library_call()
+
+    task = asyncio.create_task(caller())
+    async with asyncio.timeout(WAIT):
+        await arrived.wait()
+    task.cancel()
+    async with asyncio.timeout(WAIT):
+        with pytest.raises(asyncio.CancelledError):
+            await task
