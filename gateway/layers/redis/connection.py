@@ -142,6 +142,7 @@ class ClusterShard(Shard):
         self.name = "cluster " + ", ".join(describe_host(host) for host in hosts)
         self.cluster = make_cluster_client(hosts)
         self.availability = self._availability(on_recovered)
+        self._discovery: asyncio.Future[Any] | None = None
 
     def bucket(self, tag: str) -> object:
         return key_slot(tag.encode())
@@ -161,17 +162,31 @@ class ClusterShard(Shard):
         from one node reach a subscriber in order, from different nodes they need not.
         """
         try:
+            await self._discover()
             with translate_errors(self.name):
-                await self.cluster.initialize()
                 node = self.cluster.get_node_from_key(topic)
                 await self.cluster.execute_command("PUBLISH", topic, message, target_nodes=node)
         except ChannelLayerUnavailable as exc:
             self.availability.lost(exc)
             raise
 
-    async def lease(self, key: str) -> Lease:
+    async def _discover(self) -> None:
+        """Learn the cluster's slots, in a task a cancelled caller leaves running.
+
+        redis-py turns a cancel that lands while it asks a node for the slots into
+        a connection error, retries and moves on to the next node: the cancelled
+        caller would wait a socket timeout or more. Here it leaves at once, and the
+        discovery goes on for whoever asks next. Once the slots are known this
+        returns without waiting.
+        """
+        if self._discovery is None or self._discovery.done():
+            self._discovery = asyncio.ensure_future(self.cluster.initialize())
+            self._discovery.add_done_callback(_retrieve)
         with translate_errors(self.name):
-            await self.cluster.initialize()
+            await asyncio.shield(self._discovery)
+
+    async def lease(self, key: str) -> Lease:
+        await self._discover()
         node = self.cluster.get_node_from_key(key)
         if node is None:
             raise ClusterDownError(f"No cluster node serves key {key!r}")
@@ -189,7 +204,18 @@ class ClusterShard(Shard):
 
     async def aclose(self) -> None:
         await self.availability.aclose()
+        if self._discovery is not None:
+            # redis-py may carry on past the cancel, to the next node; a node
+            # that never answers holds it for one socket timeout.
+            self._discovery.cancel()
+            await asyncio.gather(self._discovery, return_exceptions=True)
         await self.cluster.aclose()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a failure as seen: the callers that wanted it may all have left."""
+    if not future.cancelled():
+        future.exception()
 
 
 def make_shards(hosts: Sequence[HostConfig], cluster: bool, on_recovered: Recovered) -> list[Shard]:

@@ -157,6 +157,42 @@ async def test_cluster_cancelled_receive_loses_nothing(clustered: RedisChannelLa
     assert await receive(clustered, "idle.channel") == {"type": "test.message"}
 
 
+async def test_cluster_receive_cancelled_while_finding_the_nodes_ends() -> None:
+    """A receive cancelled while the layer still asks for the cluster's slots ends.
+
+    The node accepts and never answers. redis-py turns a cancel that lands while it
+    waits into a connection error, retries, and would keep the cancelled receive
+    until its 30 s socket timeout; the layer's discovery runs apart from its callers.
+    """
+    asked = asyncio.Event()
+    hang_up = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.set()
+        await hang_up.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    layer = RedisChannelLayer(
+        hosts=[{"address": f"redis://127.0.0.1:{port}", "socket_timeout": 30}], cluster=True
+    )
+    try:
+        waiting = asyncio.create_task(layer.receive("idle.channel"))
+        async with asyncio.timeout(WAIT):
+            await asked.wait()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(WAIT):
+                await waiting
+    finally:
+        hang_up.set()  # the discovery fails at once, so the layer closes
+        async with asyncio.timeout(WAIT):
+            await layer.close()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_cluster_flush_removes_keys_on_every_node(
     clustered: RedisChannelLayer, cluster_nodes: list[RedisServer], unique: str
 ) -> None:
