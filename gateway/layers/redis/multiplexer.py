@@ -74,6 +74,13 @@ class Multiplexer:
             await connection.send_packed_command(pack_command(args), False)
         except UNREACHABLE as exc:
             self._fail(connection, exc)
+        except asyncio.CancelledError:
+            # Cancelled while the write waited (Redis is not reading): redis-py has
+            # dropped the connection, so what is in flight on it is lost. Nobody
+            # waits for this reply; the next command opens a new connection.
+            reply.cancel()
+            self._fail(connection, ConnectionError("a write was cancelled"), outage=False)
+            raise
         return await reply
 
     def _check_overdue(self) -> None:
@@ -128,8 +135,14 @@ class Multiplexer:
                     else:
                         reply.set_result(response)
 
-    def _fail(self, connection: AbstractConnection, exc: BaseException) -> None:
-        """Fail everything in flight on ``connection`` and stop using it."""
+    def _fail(
+        self, connection: AbstractConnection, exc: BaseException, outage: bool = True
+    ) -> None:
+        """Fail everything in flight on ``connection`` and stop using it.
+
+        ``outage``: Redis may be down (the layer is told); not when the connection
+        was dropped on this side.
+        """
         if self.connection is not connection:
             return
         self.connection = None
@@ -145,7 +158,7 @@ class Multiplexer:
         task = asyncio.ensure_future(self._discard(connection, reader))
         self.discarding.add(task)
         task.add_done_callback(self.discarding.discard)
-        if not self.closing:
+        if outage and not self.closing:
             self.on_broken(error)
 
     async def _discard(

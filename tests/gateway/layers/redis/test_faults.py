@@ -11,6 +11,7 @@ everything sent after recovery arrives.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -372,3 +373,45 @@ async def test_a_cancellation_a_client_library_swallowed_is_raised_after_the_cal
     async with asyncio.timeout(WAIT):
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_sends_cancelled_while_their_writes_wait_leave_no_failure_unseen(
+    server: RedisServer,
+) -> None:
+    """A send cancelled while Redis cannot take its bytes: its reply is nobody's.
+
+    redis-py drops the connection when a write is cancelled, which fails the
+    commands in flight; a failure set on the reply of a cancelled send used to be
+    reported by asyncio as "Future exception was never retrieved" (seen at shutdown).
+    """
+    loop = asyncio.get_running_loop()
+    unseen: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: unseen.append(context))
+    layer = RedisChannelLayer(hosts=[server.url], prefix="cancelled-writes", capacity=1000)
+    process = server.process
+    assert process is not None
+    try:
+        await layer.send("warm", {"type": "test.message"})
+        process.send_signal(signal.SIGSTOP)  # its socket buffers fill, writes wait
+        try:
+            big = {"type": "test.message", "blob": b"x" * 1_000_000}
+            sends = [asyncio.create_task(layer.send("stuck", big)) for _ in range(30)]
+            for _ in range(20):
+                await asyncio.sleep(0)  # every send gets as far as it can
+            for send in sends:
+                send.cancel()
+            await asyncio.gather(*sends, return_exceptions=True)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        async with asyncio.timeout(WAIT):
+            await layer.send("after", {"type": "test.message", "n": 1})
+            assert (await layer.receive("after"))["n"] == 1
+        del sends
+        gc.collect()
+        await asyncio.sleep(0)
+        assert unseen == []
+    finally:
+        loop.set_exception_handler(previous)
+        await layer.flush()
+        await layer.close()
