@@ -27,7 +27,7 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
-            pass
+            pass  # not the main thread, or a loop without signals: see above
     try:
         yield
     finally:

@@ -35,6 +35,7 @@ from collections.abc import Callable, Hashable
 
 from gateway.failure_log import FailureLog
 from gateway.types import ASGIApp, Message, Scope, Send
+from protocols.background import BackgroundTasks
 
 logger = logging.getLogger("gateway.server")
 #: Instances failing the same way (a bug, an outage) log one traceback, then counts.
@@ -116,6 +117,23 @@ class ApplicationInstance:
         """Queue ``message`` or raise :class:`asyncio.QueueFull`."""
         self._queue.put_nowait((message, handled))
         self.last_activity = self.clock()
+
+    def put_soon(self, message: Message, tasks: BackgroundTasks) -> None:
+        """Queue ``message`` now, or in one of ``tasks`` once there is room; never waits.
+
+        For what a server itself tells an instance (an ack, a result, the link's
+        state): the instance may be the very sender the server is serving, so the
+        server must not wait on its queue. Dropped if the instance ends first.
+        """
+        try:
+            self.put_nowait(message)
+        except asyncio.QueueFull:
+            tasks.spawn(self._put_when_room(message))
+
+    async def _put_when_room(self, message: Message) -> None:
+        await self.wait_for_room()
+        if not self.done:
+            self.put_nowait(message)
 
     async def wait_for_room(self) -> None:
         """Return once the queue has room or the instance has ended."""

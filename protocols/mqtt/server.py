@@ -42,7 +42,7 @@ from gateway.mqtt.events import (
 )
 from gateway.routing.topic import TopicRouter, find_topic_router
 from gateway.startup import Summary
-from gateway.types import ASGIApp, Message
+from gateway.types import ASGIApp
 from protocols.background import BackgroundTasks
 from protocols.instances import ApplicationInstance, InstanceManager
 from protocols.mqtt.dispatch import Dispatcher
@@ -181,7 +181,7 @@ class MqttServer(Service):
     def link_changed(self, event: LinkEvent) -> None:
         logger.info("mqtt link %s (%s)", event["state"], event["reason"])
         for instance in list(self.manager.instances.values()):
-            self._put_soon(instance, dict(event))
+            instance.put_soon(dict(event), self._tasks)
 
     def wanted_filters(self) -> dict[str, int]:
         return self.outbox.wanted_filters()
@@ -199,17 +199,4 @@ class MqttServer(Service):
         """Queue an ``mqtt.ack`` for ``key``'s instance, if it still lives."""
         instance = self.manager.instances.get(key)
         if instance is not None:
-            self._put_soon(instance, dict(event))
-
-    def _put_soon(self, instance: ApplicationInstance, message: Message) -> None:
-        """Queue a non-message event (link, ack) for a live instance, without blocking."""
-        try:
-            instance.put_nowait(message)
-        except asyncio.QueueFull:
-            self._tasks.spawn(self._put_when_room(instance, message))
-
-    @staticmethod
-    async def _put_when_room(instance: ApplicationInstance, message: Message) -> None:
-        await instance.wait_for_room()
-        if not instance.done:
-            instance.put_nowait(message)
+            instance.put_soon(dict(event), self._tasks)

@@ -39,6 +39,7 @@ from gateway.telegram.events import (
     update_to_event,
 )
 from gateway.types import ASGIApp, Message, Receive, Scope, Send
+from protocols.background import BackgroundTasks
 from protocols.instances import InstanceManager
 from protocols.service import Service
 from protocols.telegram.client import (
@@ -129,7 +130,7 @@ class BotRunner:
             name="telegram conversation",
         )
         self._poller: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks(logger, "telegram")
         #: Updates taken in, and Bot API calls made for the application, since start.
         self.updates = 0
         self.calls = 0
@@ -186,7 +187,7 @@ class BotRunner:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
         await self.manager.shutdown(timeout)
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._background.cancel()
         await self.connection.close()
 
     def _restarting(self, application: ASGIApp) -> ASGIApp:
@@ -321,12 +322,7 @@ class BotRunner:
         instance = self.manager.instances.get(key)
         if instance is None:
             return
-        try:
-            instance.put_nowait(result)
-        except asyncio.QueueFull:
-            task = asyncio.create_task(instance.put(result))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        instance.put_soon(result, self._background)
 
 
 class TelegramServer(Service):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Hashable
 from typing import Any
 
 import pytest
 
 from gateway.types import Message, Receive, Scope, Send
+from protocols.background import BackgroundTasks
 from protocols.instances import ApplicationInstance, Delivery, InstanceManager, NoInstanceError
 
 WAIT = 5.0
@@ -201,6 +203,38 @@ async def test_wait_for_room_returns_when_the_instance_reads_or_ends() -> None:
         await waiter
     await instance.close(None, 1)
     await instance.wait_for_room()  # an ended instance never blocks the caller
+
+
+async def test_put_soon_never_waits_and_delivers_once_there_is_room() -> None:
+    """What a server tells an instance (an ack, a result) never blocks the server."""
+    gate = asyncio.Event()
+    all_three = asyncio.Event()
+    got: list[str] = []
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        got.append((await receive())["type"])
+        await gate.wait()
+        got.append((await receive())["type"])
+        got.append((await receive())["type"])
+        all_three.set()
+        await receive()
+
+    async def send(message: Message) -> None:
+        pass
+
+    tasks = BackgroundTasks(logging.getLogger("test.instances"), "test")
+    instance = ApplicationInstance(slow, {"type": "test"}, send, queue_size=1)
+    instance.put_nowait({"type": "test.one"})
+    await asyncio.sleep(0)  # the instance takes it and waits on the gate
+    instance.put_soon({"type": "test.two"}, tasks)  # room: queued at once
+    instance.put_soon({"type": "test.three"}, tasks)  # full: in a task, not waited for
+    assert len(tasks) == 1
+    gate.set()
+    async with asyncio.timeout(WAIT):
+        await all_three.wait()
+    assert got == ["test.one", "test.two", "test.three"]
+    assert len(tasks) == 0
+    await instance.close(None, 1)
 
 
 async def test_the_scope_comes_with_the_first_message_and_starts_the_instance() -> None:

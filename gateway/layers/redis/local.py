@@ -322,9 +322,10 @@ def pack_acks(acks: dict[str, int]) -> str:
     """``acks`` as :data:`scripts.DELIVER` takes them: one ``channel=count,...`` argument.
 
     A count is what to take off the channel's count in Redis (negative for group
-    messages admitted and not received yet); zeros are left out.
+    messages admitted and not received yet); :meth:`FamilyReceiver.take_acks`
+    leaves zeros out.
     """
-    return ",".join(f"{channel}={count}" for channel, count in acks.items() if count)
+    return ",".join(f"{channel}={count}" for channel, count in acks.items())
 
 
 def _acks_only(acks: dict[str, int], ttl_ms: int) -> list[Any]:
