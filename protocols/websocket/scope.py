@@ -111,7 +111,7 @@ def _connection(
     path = parts.path
     if root_path and not path.startswith(root_path):
         path = root_path + path
-    keys: ConnectionKeys = {
+    return {
         "path": path,
         "raw_path": parts.raw_path,
         "query_string": parts.query_string,
@@ -122,7 +122,6 @@ def _connection(
         "client": client,
         "server": server,
     }
-    return keys
 
 
 def _with_state(scope: ScopeT, server_side: ServerSide) -> ScopeT:
