@@ -101,55 +101,52 @@ def _is_disconnect(message_type: str) -> bool:
 
 
 class PolledSource(Protocol):
-    """A source read without a Task: :meth:`take` what is queued, else :meth:`wait`
-    (resolve the future when something arrives; False if something already has)
-    and :meth:`unwait` after waking. ``InMemoryChannelLayer``'s channels are read so."""
+    """A source read without a Task: :meth:`take` what is queued, else :meth:`wait`:
+    the future resolves with a message handed over, or with None when one is there
+    to take (False, and nothing registered, if one is already). :meth:`unwait`
+    after a wake-up that handed nothing over. ``InMemoryChannelLayer``'s channels
+    are read so."""
 
     def take(self) -> Message | None: ...
-    def wait(self, waiter: asyncio.Future[None]) -> bool: ...
-    def unwait(self, waiter: asyncio.Future[None]) -> None: ...
-
-
-Source = Callable[[], Awaitable[Message]] | PolledSource
+    def wait(self, waiter: asyncio.Future[Message | None]) -> bool: ...
+    def unwait(self, waiter: asyncio.Future[Message | None]) -> None: ...
 
 
 async def dispatch_from(
-    sources: Sequence[Source], dispatch: Callable[[Message], Awaitable[None]]
+    sources: Sequence[Callable[[], Awaitable[Message]]],
+    dispatch: Callable[[Message], Awaitable[None]],
+    polled: PolledSource | None = None,
 ) -> None:
     """Wait on every source at once and dispatch each message, one at a time.
 
     Channels' ``await_many_dispatch``, step for step, because the order it gives
     is what Channels code relies on: a consumer reads its scope's ``receive`` and
     its layer channel concurrently, and after each wake-up takes the sources in
-    order (the scope first), dispatching each one that has a message *by the
-    time its turn comes*. So a layer message that arrived while a scope event was
-    being handled goes next, before scope events that queued behind it: messages
-    are handled in the order they arrived, even across the two sources. A
-    source is read again only once its message has been handled. Runs until
-    ``dispatch`` or a source raises; the pending reads are then cancelled and
-    awaited, so no task outlives the call.
+    order (the scope first, ``polled`` last), dispatching each one that has a
+    message *by the time its turn comes*. So a layer message that arrived while a
+    scope event was being handled goes next, before scope events that queued
+    behind it: messages are handled in the order they arrived, even across the
+    sources. A source is read again only once its message has been handled. Runs
+    until ``dispatch`` or a source raises; the pending reads are then cancelled
+    and awaited, so no task outlives the call.
 
     With a single source (no channel layer) there is nothing to wait on
     concurrently, so it is read directly: no Task and no ``asyncio.wait`` per
-    message, which is most of a message's cost in a fast echo consumer. With
-    several, the loop waits on one future of its own, set by whichever source
-    has something first; a :class:`PolledSource` (the in-memory layer's channel)
-    sets it directly, so a group broadcast costs each member one wake-up of its
-    task, not a receive Task, its completion and ``asyncio.wait``'s bookkeeping.
+    message, which is most of a message's cost in a fast echo consumer. Otherwise
+    the loop waits on one future of its own, resolved by whichever source has
+    something first; the :class:`PolledSource` (the in-memory layer's channel)
+    resolves it directly, with the message in hand, so a group broadcast costs
+    each member one wake-up of its task, not a receive Task, its completion and
+    ``asyncio.wait``'s bookkeeping.
     """
-    if len(sources) == 1 and callable(sources[0]):
+    if polled is None and len(sources) == 1:
         source = sources[0]
         while True:
             await dispatch(await source())
-    wake: asyncio.Future[None] | None = None
-    #: Whether a Task source resolved ``wake`` (else a polled source's sender did,
-    #: having already taken it off that source's waiters).
-    woken_by_task = False
+    wake: asyncio.Future[Message | None] | None = None
 
     def woken(_: object) -> None:
-        nonlocal woken_by_task
         if wake is not None and not wake.done():
-            woken_by_task = True
             wake.set_result(None)
 
     def read(source: Callable[[], Awaitable[Message]]) -> asyncio.Future[Message]:
@@ -158,67 +155,49 @@ async def dispatch_from(
         return task
 
     loop = asyncio.get_running_loop()
-    # Per source, either its reader (a Task's coroutine function) or its poll.
-    readers = [s if callable(s) else None for s in sources]
-    polled = [None if callable(s) else s for s in sources]
-    only_polled = [poll for poll in polled if poll is not None]
-    order = list(enumerate(zip(readers, polled, strict=True)))
-    tasks = [read(reader) if reader is not None else None for reader in readers]
-    # Reused for every wait: a list (or generator) made per wait would live as long
-    # as the wait, and thousands of them, one per member of a group waiting for its
-    # next broadcast, are work for the cyclic garbage collector.
-    registered: list[PolledSource] = []
+    tasks = [read(source) for source in sources]
+    handed: Message | None = None
+    # Reads just started run at the loop's next turn: the first pass comes after
+    # it, or the polled source, always ready at once, could overtake a scope event.
+    rearmed = bool(tasks)
     try:
         while True:
-            rearmed = False
-            for index, (reader, poll) in order:
-                if poll is not None:
-                    message = poll.take()
-                    if message is None:
-                        continue
-                    await dispatch(message)
-                elif reader is not None:
-                    task = tasks[index]
-                    if task is None or not task.done():
-                        continue
-                    await dispatch(task.result())
-                    tasks[index] = read(reader)
-                    rearmed = True
             if rearmed:
-                # A read started again runs only at the loop's next turn; take the
-                # next pass after it, or a polled source, always ready at once,
-                # would overtake a scope event that was already queued.
                 await asyncio.sleep(0)
+                rearmed = False
+            for index, task in enumerate(tasks):
+                if task.done():
+                    await dispatch(task.result())
+                    tasks[index] = read(sources[index])
+                    rearmed = True
+            if polled is not None:
+                message, handed = handed, None
+                if message is None:
+                    message = polled.take()
+                if message is not None:
+                    await dispatch(message)
+            if rearmed:
                 continue
-            # Handled only polled messages, or nothing: registering the wait below
-            # finds out whether anything more is there.
             waiter = wake = loop.create_future()
-            woken_by_task = False
+            if polled is not None and not polled.wait(waiter):
+                wake = None
+                continue  # a message is queued already
             try:
-                for poll in only_polled:
-                    if not poll.wait(waiter):
-                        break  # a message is there already
-                    registered.append(poll)
+                for task in tasks:
+                    if task.done():
+                        break  # finished while the pass dispatched: go round again
                 else:
-                    for task in tasks:
-                        if task is not None and task.done():
-                            break
-                    else:
-                        await waiter
+                    handed = await waiter
             finally:
                 wake = None
-                # A sender that resolved the waiter took it off its source's waiters.
-                if woken_by_task or not waiter.done() or len(registered) > 1:
-                    for poll in registered:
-                        poll.unwait(waiter)
-                registered.clear()
+                if polled is not None and handed is None:
+                    polled.unwait(waiter)
     finally:
-        pending = [task for task in tasks if task is not None]
-        for task in pending:
+        for task in tasks:
             task.cancel()
-        if pending:
-            await asyncio.wait(pending)
-        for task in pending:
+        if tasks:
+            await asyncio.wait(tasks)
+        for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 logger.debug("A consumer source failed while stopping", exc_info=task.exception())
 
@@ -328,33 +307,29 @@ class AsyncConsumer:
         self._asgi_send = send
         self.base_send = async_to_sync(send) if self._sync else send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources: list[Source] = [receive]
+        sources: list[Callable[[], Awaitable[Message]]] = [receive]
+        polled: PolledSource | None = None
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             reader = getattr(self.channel_layer, "_local_reader", None)
-            sources.append(
-                reader(self.channel_name) if reader is not None else self.channel_receive
-            )
+            if reader is not None:
+                polled = reader(self.channel_name)
+            else:
+                sources.append(self.channel_receive)
         groups = self._checked_groups(self.groups or ())
         if not self._sync:
             await aclose_old_connections()
-        joining: list[str] | None = groups
-
-        async def dispatch(message: Message) -> None:
-            # Join just before the first message is handled (for WebSocket:
-            # before connect(), as Channels does), so no group message can
-            # arrive before the scope's first event: it would find nothing
-            # accepted yet. Only a direct send to the new channel could, and
-            # nobody knows its name yet.
-            nonlocal joining
-            if joining is not None:
-                await self._join_groups(joining)
-                joining = None
-            await self.dispatch(message)
-
         try:
-            await dispatch_from(sources, dispatch)
+            if groups:
+                # Join just before the first event is handled (for WebSocket: before
+                # connect(), as Channels does), so no group message can arrive before
+                # it and find nothing accepted yet. That first event is the scope's:
+                # the new channel is in no group yet, and nobody knows its name.
+                first = await receive()
+                await self._join_groups(groups)
+                await self.dispatch(first)
+            await dispatch_from(sources, self.dispatch, polled)
         except StopConsumer:
             pass
         finally:
@@ -414,7 +389,10 @@ class AsyncConsumer:
             if _is_disconnect(message["type"]):
                 raise StopConsumer()
             raise ValueError(f"No handler for message type {message['type']}")
-        await self._call_hook(handler, message)
+        if self._sync:
+            await self._call_hook(handler, message)
+        else:  # _call_hook's work without its argument packing: once per group member
+            await self._awaitable(handler, handler(message))
         kind = message["type"]
         if kind.endswith(".disconnect") and kind == f"{self.scope.get('type')}.disconnect":
             raise StopConsumer()
@@ -426,14 +404,17 @@ class AsyncConsumer:
         users' hooks (``connect``, ``receive`` ...) through this, which is what
         lets one async implementation serve both the async and the sync classes.
         """
-        result = hook(*args, **kwargs)
+        await self._awaitable(hook, hook(*args, **kwargs))
+
+    def _awaitable(self, hook: Callable[..., Any], result: Any) -> Awaitable[Any]:
+        """``result`` of calling ``hook``, if it can be awaited; else a clear error."""
         if type(result) is not CoroutineType and not inspect.isawaitable(result):
             raise TypeError(
                 f"{type(self).__name__}.{getattr(hook, '__name__', hook)} must be a "
                 "coroutine function (async def) in an async consumer; "
                 "subclass the sync consumer for sync handlers"
             )
-        await result
+        return result
 
     async def send(self, message: Message) -> None:
         """Send ``message`` to the interface server (for this scope)."""

@@ -17,7 +17,7 @@ import copy
 import fnmatch
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from re import Pattern
 from typing import ClassVar, TypeGuard
 
@@ -28,15 +28,20 @@ from gateway.types import Message
 _ATOMS = frozenset({str, bytes, int, float, bool, type(None)})
 
 
-def copy_message(message: Message) -> Message:
-    """A deep copy of ``message``: what each receiver of a group message gets, so no
-    member sees another's changes. A flat dict of atoms (a typical group message:
+def message_copier(message: Message) -> Callable[[Message], Message]:
+    """How to deep-copy ``message``, once for each of its receivers, so no member of a
+    group sees another's changes. A flat dict of atoms (a typical group message:
     ``type`` and a text) is copied as a dict, ten times faster than ``deepcopy``."""
     atoms = _ATOMS
     for value in message.values():
         if type(value) not in atoms:
-            return copy.deepcopy(message)
-    return dict(message)
+            return copy.deepcopy
+    return dict
+
+
+def copy_message(message: Message) -> Message:
+    """A deep copy of ``message`` (see :func:`message_copier`)."""
+    return message_copier(message)(message)
 
 
 class BaseChannelLayer:

@@ -43,7 +43,7 @@ from re import Pattern
 from typing import Any, ClassVar
 
 from gateway.exceptions import ChannelFull
-from gateway.layers.base import BaseChannelLayer, copy_message
+from gateway.layers.base import BaseChannelLayer, copy_message, message_copier
 from gateway.layers.overflow import report_full_members
 from gateway.layers.stats import LayerStats
 from gateway.types import Message
@@ -62,13 +62,16 @@ class _Channel:
     promote and traverse while thousands of them wait to be received.
     """
 
-    __slots__ = ("expiries", "in_heap", "messages", "waiters")
+    __slots__ = ("expiries", "in_heap", "messages", "reader", "waiters")
 
     def __init__(self) -> None:
         self.messages: deque[Message] = deque()
         #: ``expiries[i]`` is when ``messages[i]`` expires (monotonic seconds).
         self.expiries: deque[float] = deque()
+        #: Waiting ``receive`` calls, woken with None to take the next message.
         self.waiters: deque[asyncio.Future[None]] = deque()
+        #: The future the channel's :class:`ChannelReader` waits on, if it does.
+        self.reader: asyncio.Future[Message | None] | None = None
         self.in_heap = False
 
     def pop(self) -> Message:
@@ -77,7 +80,7 @@ class _Channel:
         return self.messages.popleft()
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
+def _resolve(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
@@ -85,8 +88,11 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 class ChannelReader:
     """One channel of an :class:`InMemoryChannelLayer`, read by polling: a consumer's
     dispatch loop takes what is queued and otherwise waits on a future of its own,
-    the same future it waits on for its scope. A group broadcast then wakes each
-    member's task once, instead of a receive Task per member per message."""
+    the same future it waits on for its scope. A message sent while the reader
+    waits on the sender's loop and nothing is queued is handed over as the future's
+    result, without being queued. A group broadcast then costs each member one
+    wake-up of its task with the message in hand: no receive Task, no queueing.
+    """
 
     __slots__ = ("channel", "layer")
 
@@ -95,13 +101,48 @@ class ChannelReader:
         self.channel = channel
 
     def take(self) -> Message | None:
-        return self.layer._take(self.channel)
+        """The next unexpired message, or None: ``receive`` without waiting."""
+        layer = self.layer
+        with layer._lock:
+            layer._clean(layer._clock())
+            state = layer._channels.get(self.channel)
+            if state is None or not state.messages:
+                return None
+            message = state.pop()
+            layer.stats.received += 1
+            layer._forget_if_idle(self.channel, state)
+            return message
 
-    def wait(self, waiter: asyncio.Future[None]) -> bool:
-        return self.layer._wait(self.channel, waiter)
+    def wait(self, waiter: asyncio.Future[Message | None]) -> bool:
+        """Resolve ``waiter`` when a message arrives: with the message itself when it
+        is handed over, else with None (:meth:`take` it). False, and nothing
+        registered, if a message is queued already."""
+        layer = self.layer
+        with layer._lock:
+            state = layer._channels.get(self.channel)
+            if state is None:
+                state = layer._channels[self.channel] = _Channel()
+            elif state.messages:
+                return False
+            current = state.reader
+            if current is not None and not current.done():
+                raise RuntimeError(f"{self.channel} already has a waiting reader")
+            state.reader = waiter
+            return True
 
-    def unwait(self, waiter: asyncio.Future[None]) -> None:
-        self.layer._unwait(self.channel, waiter)
+    def unwait(self, waiter: asyncio.Future[Message | None]) -> None:
+        """Undo :meth:`wait`. A message already handed to ``waiter`` and never read
+        (its reader was cancelled) goes back to the front of the queue."""
+        layer = self.layer
+        with layer._lock:
+            state = layer._channels.get(self.channel)
+            if state is not None and state.reader is waiter:
+                state.reader = None
+                layer._forget_if_idle(self.channel, state)
+            elif waiter.done() and not waiter.cancelled():
+                message = waiter.result()
+                if message is not None:
+                    layer._put_back(self.channel, message)
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -160,7 +201,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         with self._lock:
             now = self._clock()
             self._clean(now)
-            self._deliver(channel, message, now, loop)
+            self._deliver(channel, copy_message(message), now, loop)
 
     async def receive(self, channel: str) -> Message:
         """The next message on ``channel``, waiting for one to arrive."""
@@ -198,41 +239,6 @@ class InMemoryChannelLayer(BaseChannelLayer):
         it takes messages and waits for them without a Task per message."""
         self.require_valid_channel_name(channel)
         return ChannelReader(self, channel)
-
-    def _take(self, channel: str) -> Message | None:
-        """The next unexpired message on ``channel``, or None: ``receive`` without waiting."""
-        with self._lock:
-            self._clean(self._clock())
-            state = self._channels.get(channel)
-            if state is None or not state.messages:
-                return None
-            message = state.pop()
-            self.stats.received += 1
-            self._forget_if_idle(channel, state)
-            return message
-
-    def _wait(self, channel: str, waiter: asyncio.Future[None]) -> bool:
-        """Resolve ``waiter`` when a message arrives on ``channel``, as a waiting
-        ``receive`` would be woken; False (and nothing registered) if one is there."""
-        with self._lock:
-            state = self._channels.get(channel)
-            if state is None:
-                state = self._channels[channel] = _Channel()
-            elif state.messages:
-                return False
-            state.waiters.append(waiter)
-            return True
-
-    def _unwait(self, channel: str, waiter: asyncio.Future[None]) -> None:
-        """Undo :meth:`_wait`. If a sender already chose ``waiter``, its message stays
-        queued for the reader's next :meth:`_take`."""
-        with self._lock:
-            state = self._channels.get(channel)
-            if state is None:
-                return
-            if waiter in state.waiters:  # not when a sender took it (deque.remove's
-                state.waiters.remove(waiter)  # ValueError would format the future's repr)
-            self._forget_if_idle(channel, state)
 
     async def new_channel(self, prefix: str = "specific") -> str:
         """A new, unused process-local channel name: ``<prefix>.<layer id>!<random>``."""
@@ -273,6 +279,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._require_message(message)
         self.require_valid_group_name(group)
         loop = asyncio.get_running_loop()
+        copier = message_copier(message)
         full: list[str] = []
         with self._lock:
             now = self._clock()
@@ -281,7 +288,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self.stats.group_sent += 1
             for channel in members:
                 try:
-                    self._deliver(channel, message, now, loop)
+                    self._deliver(channel, copier(message), now, loop)
                 except ChannelFull:
                     full.append(channel)
         if full:
@@ -330,40 +337,83 @@ class InMemoryChannelLayer(BaseChannelLayer):
     def _deliver(
         self, channel: str, message: Message, now: float, loop: asyncio.AbstractEventLoop
     ) -> None:
+        """Give ``message`` (the receiver's own copy) to ``channel``'s reader if it is
+        waiting on ``loop`` with nothing queued, else queue it and wake a receiver."""
         state = self._channels.get(channel)
         if state is None:
             state = self._channels[channel] = _Channel()
+        reader = state.reader
+        if (
+            reader is not None
+            and not state.messages
+            and not reader.done()
+            and reader.get_loop() is loop
+        ):
+            state.reader = None
+            reader.set_result(message)
+            self.stats.sent += 1
+            self.stats.received += 1
+            return
+        self._queue(channel, state, message, now)
+        if reader is not None:
+            state.reader = None
+            if self._wake(reader, loop):
+                return
+        self._wake_one(state, loop)
+
+    def _queue(self, channel: str, state: _Channel, message: Message, now: float) -> None:
         if len(state.messages) >= self.get_capacity(channel):
             self.stats.dropped_full += 1
             self._forget_if_idle(channel, state)
             raise ChannelFull(channel)
         expires = now + self.expiry
-        state.messages.append(copy_message(message))
+        state.messages.append(message)
         state.expiries.append(expires)
         self.stats.sent += 1
+        self._expire_later(channel, state, expires)
+
+    def _put_back(self, channel: str, message: Message) -> None:
+        """Queue ``message`` again at the front of ``channel``, where it was taken from."""
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel()
+        expires = state.expiries[0] if state.expiries else self._clock() + self.expiry
+        state.messages.appendleft(message)
+        state.expiries.appendleft(expires)
+        self.stats.received -= 1
+        self._expire_later(channel, state, expires)
+
+    def _expire_later(self, channel: str, state: _Channel, expires: float) -> None:
+        """Have :meth:`_clean` look at ``channel`` by ``expires``, its oldest message's expiry."""
         if not state.in_heap:
             state.in_heap = True
             heapq.heappush(self._channel_heap, (expires, next(self._sequence), channel))
-        self._wake_one(state, loop)
 
     def _wake_one(self, state: _Channel, loop: asyncio.AbstractEventLoop) -> None:
         """Wake the longest-waiting live receiver of ``state``, on its own loop."""
         while state.waiters:
-            waiter = state.waiters.popleft()
-            if waiter.done():
-                continue
-            waiter_loop = waiter.get_loop()
-            if waiter_loop is loop:
-                waiter.set_result(None)
+            if self._wake(state.waiters.popleft(), loop):
                 return
-            try:
-                waiter_loop.call_soon_threadsafe(_resolve, waiter)
-            except RuntimeError:  # that receiver's loop is closed: try the next one
-                continue
-            return
+
+    @staticmethod
+    def _wake(waiter: asyncio.Future[Any], loop: asyncio.AbstractEventLoop) -> bool:
+        """Resolve ``waiter`` with None, on its own loop; False if it is done or its
+        loop is closed (then it wakes nobody)."""
+        if waiter.done():
+            return False
+        waiter_loop = waiter.get_loop()
+        if waiter_loop is loop:
+            waiter.set_result(None)
+            return True
+        try:
+            waiter_loop.call_soon_threadsafe(_resolve, waiter)
+        except RuntimeError:
+            return False
+        return True
 
     def _forget_if_idle(self, name: str, state: _Channel) -> None:
-        idle = not state.messages and not state.waiters and not state.in_heap
+        idle = not state.messages and not state.waiters and state.reader is None
+        idle = idle and not state.in_heap
         if idle and self._channels.get(name) is state:
             del self._channels[name]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 from typing import Any
 
@@ -199,6 +200,88 @@ async def test_groups_are_joined_when_the_first_event_arrives(unique: str):
     assert (await communicator.receive_output(TIMEOUT))["text"] == "member now"
     await communicator.send_input({"type": "test.disconnect"})
     await communicator.wait(TIMEOUT)
+
+
+class Holding(AsyncConsumer):
+    """Echoes ``test.event`` and ``layer.event`` texts; ``test.hold`` keeps its
+    handler busy until the test sets ``release``."""
+
+    release: asyncio.Event | None = None
+
+    async def test_hold(self, message):
+        assert self.release is not None
+        await self.send({"type": "test.held", "channel_name": self.channel_name})
+        await self.release.wait()
+
+    async def test_event(self, message):
+        await self.send({"type": "test.seen", "text": message["text"]})
+
+    layer_event = test_event
+
+    async def test_ping(self, message):
+        await self.send({"type": "test.pong", "channel_name": self.channel_name})
+
+
+async def seen(communicator: ApplicationCommunicator, count: int) -> list[str]:
+    return [(await communicator.receive_output(TIMEOUT))["text"] for _ in range(count)]
+
+
+async def test_a_layer_message_that_came_during_a_handler_goes_before_later_events():
+    release = asyncio.Event()
+    async with ApplicationCommunicator(Holding.as_asgi(release=release), {"type": "t"}) as comm:
+        await comm.send_input({"type": "test.hold"})
+        channel_name = (await comm.receive_output(TIMEOUT))["channel_name"]
+        await layer().send(channel_name, {"type": "layer.event", "text": "layer"})
+        await comm.send_input({"type": "test.event", "text": "scope"})
+        release.set()
+        assert await seen(comm, 2) == ["layer", "scope"]
+
+
+@pytest.mark.parametrize("first", ["scope", "layer"])
+async def test_events_that_reach_a_waiting_consumer_together_keep_their_order(first: str):
+    async with ApplicationCommunicator(Holding.as_asgi(), {"type": "t"}) as comm:
+        await comm.send_input({"type": "test.ping"})
+        channel_name = (await comm.receive_output(TIMEOUT))["channel_name"]
+        assert await comm.receive_nothing(0.05)  # waiting on both sources again
+        sends = {
+            "scope": comm.send_input({"type": "test.event", "text": "scope"}),
+            "layer": layer().send(channel_name, {"type": "layer.event", "text": "layer"}),
+        }
+        second = "layer" if first == "scope" else "scope"
+        await sends[first]
+        await sends[second]  # before the consumer has run again
+        assert await seen(comm, 2) == [first, second]
+
+
+async def test_a_layer_message_handed_to_a_consumer_cancelled_before_it_ran_stays_queued():
+    comm = ApplicationCommunicator(Holding.as_asgi(), {"type": "t"})
+    await comm.send_input({"type": "test.ping"})
+    channel_name = (await comm.receive_output(TIMEOUT))["channel_name"]
+    assert await comm.receive_nothing(0.05)
+    await layer().send(channel_name, {"type": "layer.event", "text": "handed"})
+    await comm.stop()  # cancelled before it could handle the message
+    message = await asyncio.wait_for(layer().receive(channel_name), TIMEOUT)
+    assert message == {"type": "layer.event", "text": "handed"}
+
+
+async def test_a_consumer_on_another_threads_event_loop_gets_layer_messages():
+    names: queue.Queue[str] = queue.Queue()
+    got: list[Any] = []
+
+    async def consume() -> None:
+        async with ApplicationCommunicator(Holding.as_asgi(), {"type": "t"}) as comm:
+            await comm.send_input({"type": "test.ping"})
+            names.put((await comm.receive_output(TIMEOUT))["channel_name"])
+            got.append(await comm.receive_output(TIMEOUT))
+
+    thread = threading.Thread(target=asyncio.run, args=(consume(),))
+    thread.start()
+    try:
+        channel_name = await asyncio.to_thread(names.get, timeout=TIMEOUT)
+        await layer().send(channel_name, {"type": "layer.event", "text": "across"})
+    finally:
+        await asyncio.to_thread(thread.join, TIMEOUT)
+    assert got == [{"type": "test.seen", "text": "across"}]
 
 
 async def test_groups_need_a_configured_layer(unique: str):

@@ -193,6 +193,29 @@ async def test_a_receiver_abandoned_on_a_closed_loop_is_skipped(
     assert await receive(layer, "c") == {"type": "m"}
 
 
+# The polling reader a consumer's dispatch loop uses ------------------------------------
+
+
+async def test_a_message_for_a_waiting_reader_is_handed_over_not_queued(
+    layer: InMemoryChannelLayer,
+) -> None:
+    waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    assert layer._local_reader("c").wait(waiter)
+    await layer.send("c", {"type": "m"})
+    assert waiter.result() == {"type": "m"}
+    assert layer.occupancy()["messages"] == 0
+    assert (layer.stats.sent, layer.stats.received) == (1, 1)
+    await layer.send("c", {"type": "queued"})  # nobody waits now
+    assert layer.occupancy()["messages"] == 1
+
+
+async def test_a_channel_has_one_waiting_reader(layer: InMemoryChannelLayer) -> None:
+    loop = asyncio.get_running_loop()
+    assert layer._local_reader("c").wait(loop.create_future())
+    with pytest.raises(RuntimeError, match="already has a waiting reader"):
+        layer._local_reader("c").wait(loop.create_future())
+
+
 # Channels 4.3.2's defects, fixed -------------------------------------------------------------
 
 
