@@ -28,6 +28,15 @@ STOP_GRACE = 1.0
 #: ``--loop`` choices: ``auto`` is uvloop when it is installed, else asyncio's own loop.
 LOOPS = ("auto", "asyncio", "uvloop")
 
+#: The cyclic garbage collector's thresholds once a process has started (Python's
+#: defaults: 700, 10, 10). A group broadcast makes a few short-lived objects per
+#: member at once (the wake-up's handle, the next wait's future), and at the
+#: defaults every gen-1 collection moved the ones still alive to the oldest
+#: generation: among 3,000 live dashboards a full collection (~150 ms, every
+#: 15 broadcasts) followed. Collected 10x less often, the young ones are mostly
+#: dead by then, and full collections become rare (bench/web/BROADCAST.md, set G).
+COLLECTOR_THRESHOLDS = (10_000, 100, 10)
+
 
 class EventLoopUnavailable(RuntimeError):
     """The event loop asked for cannot be used here (``uvloop`` is not installed)."""
@@ -127,6 +136,7 @@ class ServiceGroup:
                 # from now on, a full collection costs what the traffic made, not the
                 # whole process (0.2-0.7 s each among 3,000 live dashboards).
                 gc.freeze()
+                gc.set_threshold(*COLLECTOR_THRESHOLDS)
                 if started is not None:
                     started()
                 await stop_event.wait()
