@@ -171,9 +171,18 @@ class FamilyReceiver:
         return acks
 
     def restore_acks(self, acks: dict[str, int]) -> None:
-        """Put back acks whose script call failed."""
+        """Put back acks of a call that failed, which Redis may or may not have applied,
+        for a later call to carry: those that bring a channel's count down.
+
+        Applied twice, such an ack leaves the count low by what it took (never below
+        zero), and right again once the channel is empty; lost, it would leave the
+        count high for good (a family in use never expires), and the channel would
+        refuse sends it has room for. A negative ack (group messages admitted) is the
+        other way round, so it is dropped.
+        """
         for channel, count in acks.items():
-            self.pending_acks[channel] = self.pending_acks.get(channel, 0) + count
+            if count > 0:
+                self.pending_acks[channel] = self.pending_acks.get(channel, 0) + count
 
     async def settle(self) -> bool:
         """Wait for acks on their way to Redis; True if there were any.
@@ -199,8 +208,12 @@ class FamilyReceiver:
             try:
                 await self._apply_acks(acks)
             except Exception:
-                # Redis is down: its counts die with it (or expire with the family).
-                logger.debug("Could not decrement counts of %s", self.family, exc_info=True)
+                logger.debug(
+                    "Could not decrement counts of %s; the next pop or send carries them",
+                    self.family,
+                    exc_info=True,
+                )
+                self.restore_acks(acks)
                 return
             finally:
                 confirmed.set_result(None)
@@ -236,6 +249,8 @@ class FamilyReceiver:
                 )
             except Exception as exc:
                 raise_if_cancelling(exc)
+                if not confirmed.done():  # the prelude's replies never came
+                    self.restore_acks(acks)
                 if isinstance(exc, UNREACHABLE):
                     logger.debug("Receiving %s: %s; retrying", self.family, exc)
                     self.shard.availability.lost(exc)

@@ -11,6 +11,7 @@ everything sent after recovery arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -221,11 +222,11 @@ async def test_pubsub_resubscribes_and_fires_callbacks_after_a_restart(
         await layer.close()
 
 
-class ErrorLog(logging.Handler):
-    """Collects the layer's ERROR records and lets a test await the first one."""
+class LayerLog(logging.Handler):
+    """Collects the layer's records from ``level`` up and lets a test await them."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
         self.records: list[logging.LogRecord] = []
         self.loop = asyncio.get_running_loop()
         self.seen = asyncio.Event()
@@ -234,18 +235,35 @@ class ErrorLog(logging.Handler):
         self.records.append(record)
         self.loop.call_soon_threadsafe(self.seen.set)
 
+    async def reach(self, count: int) -> None:
+        """Return once ``count`` records have been collected."""
+        while len(self.records) < count:
+            self.seen.clear()
+            await self.seen.wait()
+
+
+@contextlib.contextmanager
+def layer_log(level: int) -> Iterator[LayerLog]:
+    handler = LayerLog(level)
+    logger = logging.getLogger("gateway.layers.redis")
+    previous = logger.level
+    logger.setLevel(min(level, logger.getEffectiveLevel()))
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
 
 @pytest.fixture
-async def error_log() -> AsyncIterator[ErrorLog]:
-    handler = ErrorLog()
-    logger = logging.getLogger("gateway.layers.redis")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
+async def error_log() -> AsyncIterator[LayerLog]:
+    with layer_log(logging.ERROR) as handler:
+        yield handler
 
 
 async def test_a_receive_loop_refused_by_redis_says_so_and_resumes_when_allowed(
-    layer: RedisChannelLayer, server: RedisServer, error_log: ErrorLog
+    layer: RedisChannelLayer, server: RedisServer, error_log: LayerLog
 ) -> None:
     # Not an outage: Redis answers, but refuses the pop (an ACL). Every channel of
     # the process waits on that loop, so it must say so, and not end.
@@ -269,7 +287,7 @@ async def test_a_receive_loop_refused_by_redis_says_so_and_resumes_when_allowed(
 
 
 async def test_a_pubsub_listener_refused_by_redis_says_so_and_resumes_when_allowed(
-    server: RedisServer, error_log: ErrorLog
+    server: RedisServer, error_log: LayerLog
 ) -> None:
     admin = redis.Redis(port=server.port)
     subscribed_again = asyncio.Event()
@@ -413,5 +431,43 @@ async def test_sends_cancelled_while_their_writes_wait_leave_no_failure_unseen(
         assert unseen == []
     finally:
         loop.set_exception_handler(previous)
+        await layer.flush()
+        await layer.close()
+
+
+async def test_a_receive_whose_ack_could_not_reach_redis_frees_its_place_later(
+    server: RedisServer,
+) -> None:
+    """A channel's count in Redis goes down when its message is received (an ack). An
+    ack whose call failed before reaching Redis is carried by a later call: lost, it
+    would leave the channel looking fuller than it is for good (a family in use never
+    expires), and sends it has room for would be refused."""
+    layer = RedisChannelLayer(hosts=[server.url], prefix="acks", capacity=2)
+    admin = redis.Redis(port=server.port)
+    try:
+        channel = await layer.new_channel()
+        for n in (1, 2):
+            await layer.send(channel, {"type": "test.message", "n": n})
+        async with asyncio.timeout(WAIT):
+            assert (await layer.receive(channel))["n"] == 1  # its first pop took both
+        # Redis stays up with its counts but takes no new connection, and the layer's
+        # connections are cut: its calls fail before their commands reach Redis.
+        admin.config_set("maxclients", 1)
+        admin.client_kill_filter(_type="normal", skipme=True)
+        try:
+            with layer_log(logging.DEBUG) as failures:
+                async with asyncio.timeout(WAIT):
+                    assert (await layer.receive(channel))["n"] == 2  # from this process
+                    # Its ack goes out with the receive loop's next pop (or on its own,
+                    # if that pop is under way): wait until two calls after it failed.
+                    await failures.reach(len(failures.records) + 2)
+        finally:
+            admin.config_set("maxclients", 10000)
+        async with asyncio.timeout(WAIT):
+            for n in (3, 4):  # room for both again: the channel is empty
+                await layer.send(channel, {"type": "test.message", "n": n})
+            assert [(await layer.receive(channel))["n"] for _ in range(2)] == [3, 4]
+    finally:
+        admin.close()
         await layer.flush()
         await layer.close()
