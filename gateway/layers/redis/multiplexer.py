@@ -70,16 +70,20 @@ class Multiplexer:
         self.sent_at.append(loop.time())
         if self.watchdog is None:
             self.watchdog = loop.call_later(self.command_timeout, self._check_overdue)
+        # Written to redis-py's stream directly: its send_packed_command drops the
+        # connection when the wait for the write is cancelled, failing every command
+        # in flight on it, while the command is already whole in the buffer.
+        writer = connection._writer
+        assert writer is not None  # connected: a failed connection is not self.connection
         try:
-            await connection.send_packed_command(pack_command(args), False)
+            writer.write(pack_command(args))
+            await writer.drain()
         except UNREACHABLE as exc:
             self._fail(connection, exc)
         except asyncio.CancelledError:
-            # Cancelled while the write waited (Redis is not reading): redis-py has
-            # dropped the connection, so what is in flight on it is lost. Nobody
-            # waits for this reply; the next command opens a new connection.
+            # Cancelled while Redis was slow to read: the command still goes out and
+            # its reply comes in its turn, to nobody. The commands around it go on.
             reply.cancel()
-            self._fail(connection, ConnectionError("a write was cancelled"), outage=False)
             raise
         return await reply
 
@@ -135,14 +139,8 @@ class Multiplexer:
                     else:
                         reply.set_result(response)
 
-    def _fail(
-        self, connection: AbstractConnection, exc: BaseException, outage: bool = True
-    ) -> None:
-        """Fail everything in flight on ``connection`` and stop using it.
-
-        ``outage``: Redis may be down (the layer is told); not when the connection
-        was dropped on this side.
-        """
+    def _fail(self, connection: AbstractConnection, exc: BaseException) -> None:
+        """Fail everything in flight on ``connection`` and stop using it."""
         if self.connection is not connection:
             return
         self.connection = None
@@ -158,7 +156,7 @@ class Multiplexer:
         task = asyncio.ensure_future(self._discard(connection, reader))
         self.discarding.add(task)
         task.add_done_callback(self.discarding.discard)
-        if outage and not self.closing:
+        if not self.closing:
             self.on_broken(error)
 
     async def _discard(

@@ -393,14 +393,15 @@ async def test_a_cancellation_a_client_library_swallowed_is_raised_after_the_cal
             await task
 
 
-async def test_sends_cancelled_while_their_writes_wait_leave_no_failure_unseen(
+async def test_sends_cancelled_while_their_writes_wait_fail_no_other_send(
     server: RedisServer,
 ) -> None:
-    """A send cancelled while Redis cannot take its bytes: its reply is nobody's.
+    """Sends cancelled while Redis cannot take their bytes stop only themselves.
 
-    redis-py drops the connection when a write is cancelled, which fails the
-    commands in flight; a failure set on the reply of a cancelled send used to be
-    reported by asyncio as "Future exception was never retrieved" (seen at shutdown).
+    Every send of an event loop shares one connection. redis-py drops a connection
+    whose write is cancelled, which failed every other send in flight on it (and
+    asyncio reported the cancelled send's failed reply as "Future exception was
+    never retrieved", seen at shutdown).
     """
     loop = asyncio.get_running_loop()
     unseen: list[dict[str, object]] = []
@@ -415,6 +416,10 @@ async def test_sends_cancelled_while_their_writes_wait_leave_no_failure_unseen(
         try:
             big = {"type": "test.message", "blob": b"x" * 1_000_000}
             sends = [asyncio.create_task(layer.send("stuck", big)) for _ in range(30)]
+            others = [
+                asyncio.create_task(layer.send("bystander", {"type": "test.message", "n": n}))
+                for n in range(5)
+            ]
             for _ in range(20):
                 await asyncio.sleep(0)  # every send gets as far as it can
             for send in sends:
@@ -423,6 +428,8 @@ async def test_sends_cancelled_while_their_writes_wait_leave_no_failure_unseen(
         finally:
             process.send_signal(signal.SIGCONT)
         async with asyncio.timeout(WAIT):
+            await asyncio.gather(*others)  # each one delivered, none failed
+            assert [(await layer.receive("bystander"))["n"] for _ in range(5)] == [*range(5)]
             await layer.send("after", {"type": "test.message", "n": 1})
             assert (await layer.receive("after"))["n"] == 1
         del sends
