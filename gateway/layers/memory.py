@@ -102,16 +102,8 @@ class ChannelReader:
 
     def take(self) -> Message | None:
         """The next unexpired message, or None: ``receive`` without waiting."""
-        layer = self.layer
-        with layer._lock:
-            layer._clean(layer._clock())
-            state = layer._channels.get(self.channel)
-            if state is None or not state.messages:
-                return None
-            message = state.pop()
-            layer.stats.received += 1
-            layer._forget_if_idle(self.channel, state)
-            return message
+        with self.layer._lock:
+            return self.layer._take_queued(self.channel)
 
     def wait(self, waiter: asyncio.Future[Message | None]) -> bool:
         """Resolve ``waiter`` when a message arrives: with the message itself when it
@@ -119,10 +111,8 @@ class ChannelReader:
         registered, if a message is queued already."""
         layer = self.layer
         with layer._lock:
-            state = layer._channels.get(self.channel)
-            if state is None:
-                state = layer._channels[self.channel] = _Channel()
-            elif state.messages:
+            state = layer._state(self.channel)
+            if state.messages:
                 return False
             current = state.reader
             if current is not None and not current.done():
@@ -209,15 +199,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
         loop = asyncio.get_running_loop()
         while True:
             with self._lock:
-                self._clean(self._clock())
-                state = self._channels.get(channel)
-                if state is None:
-                    state = self._channels[channel] = _Channel()
-                if state.messages:
-                    message = state.pop()
-                    self.stats.received += 1
-                    self._forget_if_idle(channel, state)
+                message = self._take_queued(channel)
+                if message is not None:
                     return message
+                state = self._state(channel)
                 waiter: asyncio.Future[None] = loop.create_future()
                 state.waiters.append(waiter)
             try:
@@ -334,14 +319,30 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if not isinstance(message, dict):
             raise TypeError(f"A message must be a dict, not {type(message).__name__}")
 
+    def _state(self, channel: str) -> _Channel:
+        """``channel``'s state, made if it has none."""
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel()
+        return state
+
+    def _take_queued(self, channel: str) -> Message | None:
+        """The next unexpired message queued on ``channel``, or None."""
+        self._clean(self._clock())
+        state = self._channels.get(channel)
+        if state is None or not state.messages:
+            return None
+        message = state.pop()
+        self.stats.received += 1
+        self._forget_if_idle(channel, state)
+        return message
+
     def _deliver(
         self, channel: str, message: Message, now: float, loop: asyncio.AbstractEventLoop
     ) -> None:
         """Give ``message`` (the receiver's own copy) to ``channel``'s reader if it is
         waiting on ``loop`` with nothing queued, else queue it and wake a receiver."""
-        state = self._channels.get(channel)
-        if state is None:
-            state = self._channels[channel] = _Channel()
+        state = self._state(channel)
         reader = state.reader
         if (
             reader is not None
@@ -374,9 +375,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     def _put_back(self, channel: str, message: Message) -> None:
         """Queue ``message`` again at the front of ``channel``, where it was taken from."""
-        state = self._channels.get(channel)
-        if state is None:
-            state = self._channels[channel] = _Channel()
+        state = self._state(channel)
         expires = state.expiries[0] if state.expiries else self._clock() + self.expiry
         state.messages.appendleft(message)
         state.expiries.appendleft(expires)
@@ -412,8 +411,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         return True
 
     def _forget_if_idle(self, name: str, state: _Channel) -> None:
-        idle = not state.messages and not state.waiters and state.reader is None
-        idle = idle and not state.in_heap
+        idle = state.reader is None and not (state.messages or state.waiters or state.in_heap)
         if idle and self._channels.get(name) is state:
             del self._channels[name]
 
