@@ -24,6 +24,7 @@ server still sees one client's messages in order).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
@@ -163,9 +164,15 @@ class BrokerLink:
             try:
                 await self._listeners.start(spec)
             except OSError as exc:
+                hint = ""
+                if exc.errno == errno.EADDRINUSE:
+                    hint = (
+                        f"; another program (a Mosquitto?) holds it: pick a free port with "
+                        f"{option} {spec.port + 1}, or bridge to that broker with --mqtt-url"
+                    )
                 raise ImproperlyConfigured(
                     f"the embedded MQTT broker cannot listen on {spec.host}:{spec.port} "
-                    f"({option}): {exc}"
+                    f"({option}): {exc}{hint}"
                 ) from exc
             logger.info(
                 "embedded MQTT broker listening on %s:%d (%s)",

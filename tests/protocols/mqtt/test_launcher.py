@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -84,6 +85,18 @@ def test_misconfiguration_is_one_clear_line(capsys: pytest.CaptureFixture[str]) 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     assert main(["mqtt", APP, "--url", "http://nowhere"]) == 2
     assert "MQTT_URL must start with mqtt://" in capsys.readouterr().err
+
+
+def test_a_taken_port_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["mqtt", APP, "--port", str(port), "--mqtt-anonymous"]) == 2
+    error = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port} (--mqtt-port)" in error
+    assert f"pick a free port with --mqtt-port {port + 1}" in error
 
 
 class Gateway:
